@@ -1,0 +1,119 @@
+"""Sample images from a trained PixelCNN into a grid PNG: `python generate.py [config/config_generate.txt] [--seed N] ...`."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from pixelcnn_tf.errors import UserError, run_cli  # noqa: E402
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog="generate.py", description="Sample a grid of images from a PixelCNN checkpoint.")
+    parser.add_argument("config", nargs="?", help="seed-style INI file, e.g. config/config_generate.txt")
+    parser.add_argument("--checkpoint", help="run directory, its model.keras, or a folder of runs (newest); default: models/")
+    parser.add_argument("--num-images", type=int, help="how many images (default 144: a 12x12 grid)")
+    parser.add_argument("--seed", type=int, default=0, help="same seed, same images (default 0)")
+    parser.add_argument("--temperature", type=float, default=1.0, help="softmax temperature (default 1.0)")
+    parser.add_argument("--batch-size", type=int, help="images per forward pass (default: all at once)")
+    parser.add_argument("--label", help="class to draw for a conditional model: an id, or 'all' for one class per row")
+    parser.add_argument("--out", default="sample.png", help="output PNG (default sample.png)")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    return parser.parse_args(argv)
+
+
+def resolve_labels(label: str | None, num_images: int, num_classes: int, columns: int):
+    """--label N -> N for every image; --label all -> class r on grid row r (cycling)."""
+    import numpy as np
+
+    if label is None:
+        return None
+    if not num_classes:
+        raise UserError("--label given, but this model is not class-conditional")
+    if label == "all":
+        return (np.arange(num_images) // columns % num_classes).astype(np.int32)
+    try:
+        value = int(label)
+    except ValueError:
+        raise UserError(f"--label must be a class id or 'all', got {label!r}") from None
+    if not 0 <= value < num_classes:
+        raise UserError(f"--label must be in 0..{num_classes - 1}, got {value}")
+    return np.full(num_images, value, dtype=np.int32)
+
+
+def check_output_path(path: str) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise UserError(f"output folder {directory} does not exist")
+    if not os.access(directory, os.W_OK):
+        raise UserError(f"output folder {directory} is not writable")
+    if not path.lower().endswith(".png"):
+        raise UserError(f"--out must name a .png file, got {path}")
+
+
+def _main(argv) -> int:
+    import math
+
+    args = parse_args(argv)
+    settings = {"load_path": None, "num_images": 144, "image_size": None}
+    if args.config:
+        from pixelcnn_tf.ini import read_generate_ini
+
+        settings.update(read_generate_ini(args.config))
+    checkpoint = args.checkpoint or settings["load_path"]
+    num_images = args.num_images if args.num_images is not None else settings["num_images"]
+    if num_images < 1:
+        raise UserError(f"--num-images must be positive, got {num_images}")
+    check_output_path(args.out)
+
+    from serve.sampling import SamplingError, sample_naive, to_grid
+
+    from pixelcnn_tf.checkpoints import load_checkpoint
+    from pixelcnn_tf.generation import keras_logits_fn, write_png
+
+    model, config, run_dir = load_checkpoint(checkpoint)
+    m = config.model
+    if settings["image_size"] is not None and settings["image_size"] != m.height:
+        raise UserError(f"images_size = {settings['image_size']} but the checkpoint draws {m.height}x{m.width} images")
+    columns = math.ceil(math.sqrt(num_images))
+    labels = resolve_labels(args.label, num_images, m.num_classes, columns)
+    if m.num_classes and labels is None:
+        raise UserError(f"this model is class-conditional: pass --label 0..{m.num_classes - 1} or --label all")
+    logits_fn = keras_logits_fn(model, conditional=bool(m.num_classes))
+
+    progress = None
+    if not args.no_progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=num_images * m.dims, unit="sub-px", desc="sampling", file=sys.stderr)
+        progress = bar.update
+    try:
+        images = sample_naive(
+            logits_fn,
+            num_images=num_images,
+            shape=(m.height, m.width, m.channels),
+            seed=args.seed,
+            temperature=args.temperature,
+            batch_size=args.batch_size,
+            labels=labels,
+            progress=progress,
+        )
+    except SamplingError as e:
+        raise UserError(str(e)) from None
+    finally:
+        if progress:
+            bar.close()
+    write_png(to_grid(images, m.levels, columns), args.out)
+    print(f"wrote {num_images} samples from {run_dir} to {args.out}")
+    return 0
+
+
+def main(argv=None) -> int:
+    """Run the CLI; returns the exit code (bad input: one error line on stderr and 2)."""
+    return run_cli(lambda: _main(argv), "generate.py")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,173 @@
+"""Typed configs for the model and a training run, saved as JSON beside every checkpoint."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from dataclasses import dataclass, field
+
+from pixelcnn_tf.errors import UserError
+
+ARCHITECTURES = ("pixelcnn", "gated")
+PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
+CONFIG_FILE = "config.json"
+
+
+@dataclass
+class ModelConfig:
+    """Everything needed to rebuild a network: shapes, depth, width and the softmax size."""
+
+    architecture: str = "pixelcnn"
+    height: int = 28
+    width: int = 28
+    channels: int = 1  # image channels (1 grey, 3 RGB); masks order them R -> G -> B
+    levels: int = 256  # softmax size per sub-pixel: 256 is 8-bit, 2 is binarized
+    num_layers: int = 8
+    kernel_size: int = 7
+    filters: int = 64
+    num_classes: int = 0  # 0: unconditional; >0: a label input biases every layer
+
+    def validate(self) -> "ModelConfig":
+        if self.architecture not in ARCHITECTURES:
+            raise UserError(f"unknown architecture {self.architecture!r}; choose one of {', '.join(ARCHITECTURES)}")
+        if not 2 <= self.levels <= 256:
+            raise UserError(f"levels must be in 2..256, got {self.levels}")
+        if self.kernel_size < 1 or self.kernel_size % 2 == 0:
+            raise UserError(f"kernel_size must be a positive odd number, got {self.kernel_size}")
+        if self.channels not in (1, 3):
+            raise UserError(f"channels must be 1 or 3, got {self.channels}")
+        if self.num_layers < 1:
+            raise UserError(f"num_layers must be at least 1, got {self.num_layers}")
+        if self.filters < self.channels:
+            raise UserError(f"filters ({self.filters}) must be at least the image channels ({self.channels})")
+        if self.num_classes < 0:
+            raise UserError(f"num_classes must be >= 0, got {self.num_classes}")
+        if self.height < 1 or self.width < 1:
+            raise UserError(f"image size must be positive, got {self.height}x{self.width}")
+        return self
+
+    @property
+    def dims(self) -> int:
+        """Sub-pixels per image: the 'dimensions' in bits/dim."""
+        return self.height * self.width * self.channels
+
+
+@dataclass
+class TrainConfig:
+    """A training run: the model plus data, optimisation and where to write."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    dataset: str = "mnist"
+    data_dir: str | None = None
+    batch_size: int = 144
+    epochs: int = 25
+    learning_rate: float = 1e-3
+    save_path: str = "models"
+    run_name: str | None = None
+    precision: str = "auto"
+    seed: int = 0
+    train_examples: int | None = None  # use only the first N training images (quick runs, tests)
+    test_examples: int | None = None
+
+    def validate(self) -> "TrainConfig":
+        self.model.validate()
+        if self.batch_size < 1:
+            raise UserError(f"batch_size must be positive, got {self.batch_size}")
+        if self.epochs < 1:
+            raise UserError(f"epochs must be positive, got {self.epochs}")
+        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
+            raise UserError(f"learning_rate must be a positive number, got {self.learning_rate}")
+        if self.precision not in PRECISIONS:
+            raise UserError(f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")
+        for name in ("train_examples", "test_examples"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise UserError(f"{name} must be positive, got {value}")
+        return self
+
+    @property
+    def run_dir(self) -> str:
+        name = self.run_name or f"{self.dataset}_{self.model.architecture}_L{self.model.levels}"
+        return os.path.join(self.save_path, name)
+
+
+# Presets override the seed defaults; "seed" is the original project's configuration.
+PRESETS: dict[str, dict] = {
+    "seed": {},
+    "quick": {
+        "model": {"num_layers": 5, "kernel_size": 5, "filters": 32, "levels": 2},
+        "epochs": 3,
+        "batch_size": 64,
+        "train_examples": 20000,
+        "test_examples": 2000,
+    },
+}
+
+
+def apply_overrides(config: TrainConfig, overrides: dict) -> TrainConfig:
+    """Set fields from a nested dict ({"model": {...}, "epochs": 3}), rejecting unknown names."""
+    for key, value in overrides.items():
+        if key == "model":
+            model_fields = {f.name for f in dataclasses.fields(ModelConfig)}
+            for model_key, model_value in value.items():
+                if model_key not in model_fields:
+                    raise UserError(f"unknown model setting {model_key!r}")
+                setattr(config.model, model_key, model_value)
+        elif key in {f.name for f in dataclasses.fields(TrainConfig)}:
+            setattr(config, key, value)
+        else:
+            raise UserError(f"unknown training setting {key!r}")
+    return config
+
+
+def preset(name: str) -> TrainConfig:
+    if name not in PRESETS:
+        raise UserError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    return apply_overrides(TrainConfig(), json.loads(json.dumps(PRESETS[name])))
+
+
+def to_dict(config: TrainConfig | ModelConfig) -> dict:
+    return dataclasses.asdict(config)
+
+
+def model_config_from_dict(data: dict) -> ModelConfig:
+    known = {f.name for f in dataclasses.fields(ModelConfig)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise UserError(f"unknown model setting {unknown[0]!r} in config")
+    return ModelConfig(**data).validate()
+
+
+def train_config_from_dict(data: dict) -> TrainConfig:
+    data = dict(data)
+    model = model_config_from_dict(data.pop("model", {}))
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise UserError(f"unknown training setting {unknown[0]!r} in config")
+    return TrainConfig(model=model, **data).validate()
+
+
+def save_config(config: TrainConfig, directory: str) -> str:
+    """Write config.json atomically into directory and return its path."""
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, CONFIG_FILE)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(to_dict(config), f, indent=2, sort_keys=True)
+        f.write("\n")
+    os.replace(tmp, path)
+    return path
+
+
+def load_config(directory: str) -> TrainConfig:
+    path = os.path.join(directory, CONFIG_FILE)
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        raise UserError(f"no {CONFIG_FILE} in {directory}: not a checkpoint directory") from None
+    except json.JSONDecodeError as e:
+        raise UserError(f"{path} is not valid JSON: {e}") from None
+    return train_config_from_dict(data)

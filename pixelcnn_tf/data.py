@@ -1,0 +1,145 @@
+"""tf.data pipelines over tensorflow-datasets: quantized to `levels`, stochastic binarization for levels=2."""
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+
+from pixelcnn_tf.errors import UserError
+
+# The fixed seed of the test split's binarization: every run scores the very same binary test images.
+TEST_BINARIZATION_SEED = 1234
+DOWNLOAD_PROBE = ("storage.googleapis.com", 443)
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    height: int
+    width: int
+    channels: int
+    num_classes: int
+
+
+DATASETS = {
+    "mnist": DatasetSpec(28, 28, 1, 10),
+    "fashion_mnist": DatasetSpec(28, 28, 1, 10),
+    "cifar10": DatasetSpec(32, 32, 3, 10),
+}
+
+
+def dataset_spec(name: str) -> DatasetSpec:
+    if name not in DATASETS:
+        raise UserError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    return DATASETS[name]
+
+
+def resolve_data_dir(data_dir: str | None) -> str | None:
+    """--data-dir wins, then TFDS_DATA_DIR, then tfds's own default (None)."""
+    return data_dir or os.environ.get("TFDS_DATA_DIR") or None
+
+
+def _can_download(timeout: float = 3.0) -> bool:
+    try:
+        socket.create_connection(DOWNLOAD_PROBE, timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def _builder(name: str, data_dir: str | None):
+    import tensorflow_datasets as tfds
+
+    dataset_spec(name)
+    data_dir = resolve_data_dir(data_dir)
+    builder = tfds.builder(name, data_dir=data_dir)
+    if not builder.is_prepared():
+        where = data_dir or "tfds's default data directory"
+        # tfds would retry a download for minutes without a network; check once, quickly.
+        if not _can_download():
+            raise UserError(
+                f"dataset {name!r} is not in {where} and cannot be downloaded (no network); "
+                f"point --data-dir or TFDS_DATA_DIR at a prepared TFDS directory that holds {name}/"
+            )
+        builder.download_and_prepare()
+    return builder
+
+
+def quantize(images: tf.Tensor, levels: int, *, binarize_seed=None) -> tf.Tensor:
+    """uint8 0..255 -> int32 level indices 0..levels-1.
+
+    levels=2 binarizes stochastically (pixel on with probability x/255): with binarize_seed=None a fresh
+    draw on every pass (training), else a stateless draw from (seed, example index) that never changes.
+    """
+    if levels == 2:
+        probability = tf.cast(images, tf.float32) / 255.0
+        if binarize_seed is None:
+            noise = tf.random.uniform(tf.shape(probability))
+        else:
+            noise = tf.random.stateless_uniform(tf.shape(probability), seed=binarize_seed)
+        return tf.cast(noise < probability, tf.int32)
+    return tf.cast(tf.cast(images, tf.int32) * levels // 256, tf.int32)
+
+
+def load_split(
+    name: str,
+    split: str,
+    *,
+    levels: int,
+    data_dir: str | None = None,
+    take: int | None = None,
+) -> tf.data.Dataset:
+    """Unbatched (image int32 levels (H, W, C), label int32) pairs of one split.
+
+    The test split's binarization is fixed (seeded per example index); the train split draws afresh
+    each time it is iterated, i.e. each epoch.
+    """
+    builder = _builder(name, data_dir)
+    try:
+        ds = builder.as_dataset(split=split, shuffle_files=False)
+    except (ValueError, KeyError) as e:
+        raise UserError(f"dataset {name!r} has no split {split!r}: {e}") from None
+    if take is not None:
+        ds = ds.take(take)
+    # Decode once; quantization (and the stochastic binarization) still runs on every pass.
+    ds = ds.map(lambda example: (example["image"], tf.cast(example["label"], tf.int32))).cache()
+    fixed = split != "train"
+
+    def convert(index, image_and_label):
+        image, label = image_and_label
+        seed = tf.stack([tf.constant(TEST_BINARIZATION_SEED, tf.int64), index]) if fixed else None
+        return quantize(image, levels, binarize_seed=seed), label
+
+    return ds.enumerate().map(convert, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def fit_dataset(
+    ds: tf.data.Dataset,
+    *,
+    batch_size: int,
+    conditional: bool,
+    shuffle: bool = False,
+    seed: int = 0,
+) -> tf.data.Dataset:
+    """Batch (image, label) pairs into Keras (inputs, targets): inputs hold float levels, targets int levels."""
+    if shuffle:
+        ds = ds.shuffle(10_000, seed=seed, reshuffle_each_iteration=True)
+
+    def to_keras(images, labels):
+        inputs = {"image": tf.cast(images, tf.float32)}
+        if conditional:
+            inputs["label"] = labels
+        return inputs, images
+
+    return ds.batch(batch_size).map(to_keras, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def load_arrays(name: str, split: str, *, levels: int, count: int, data_dir: str | None = None):
+    """The first `count` examples of a split as numpy (images uint8 levels (N, H, W, C), labels int32)."""
+    images, labels = [], []
+    for image, label in load_split(name, split, levels=levels, data_dir=data_dir, take=count):
+        images.append(image.numpy())
+        labels.append(int(label))
+    return np.stack(images).astype(np.uint8), np.asarray(labels, np.int32)

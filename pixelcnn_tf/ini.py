@@ -1,0 +1,76 @@
+"""Read the seed project's INI configs (config_train.txt, config_generate.txt) strictly: unknown keys are errors."""
+from __future__ import annotations
+
+import configparser
+
+from pixelcnn_tf.errors import UserError
+
+# section -> key -> (destination, type). Destinations with a dot go into the model config.
+TRAIN_KEYS = {
+    "data": {
+        "path": ("data_dir", str),
+        "data_name": ("dataset", str),
+        "batch_size": ("batch_size", int),
+    },
+    "network": {
+        "no_layers": ("model.num_layers", int),
+        "kernel": ("model.kernel_size", int),
+        "channels": ("model.filters", int),
+        "epochs": ("epochs", int),
+        "save_path": ("save_path", str),
+        # Additions beyond the seed's keys.
+        "levels": ("model.levels", int),
+        "architecture": ("model.architecture", str),
+        "learning_rate": ("learning_rate", float),
+    },
+}
+
+GENERATE_KEYS = {
+    "model": {"load_path": ("load_path", str)},
+    "images": {"no_images": ("num_images", int), "images_size": ("image_size", int)},
+}
+
+
+def _read(path: str, schema: dict) -> dict:
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        with open(path) as f:
+            parser.read_file(f)
+    except FileNotFoundError:
+        raise UserError(f"config file {path} not found") from None
+    except IsADirectoryError:
+        raise UserError(f"config file {path} is a directory") from None
+    except configparser.Error as e:
+        raise UserError(f"{path} is not a valid INI file: {str(e).splitlines()[0]}") from None
+    values = {}
+    for section in parser.sections():
+        if section not in schema:
+            raise UserError(f"{path}: unknown section [{section}]; expected {', '.join(f'[{s}]' for s in schema)}")
+        for key, raw in parser.items(section):
+            if key not in schema[section]:
+                raise UserError(f"{path}: unknown key {key!r} in [{section}]; expected one of {', '.join(schema[section])}")
+            destination, kind = schema[section][key]
+            raw = raw.strip()
+            if raw == "":
+                continue  # an empty value keeps the default
+            try:
+                values[destination] = kind(raw)
+            except ValueError:
+                raise UserError(f"{path}: [{section}] {key} = {raw!r} is not a valid {kind.__name__}") from None
+    return values
+
+
+def read_train_ini(path: str) -> dict:
+    """Overrides for TrainConfig as a nested dict ({'model': {...}, 'epochs': ...})."""
+    overrides: dict = {"model": {}}
+    for destination, value in _read(path, TRAIN_KEYS).items():
+        if destination.startswith("model."):
+            overrides["model"][destination.split(".", 1)[1]] = value
+        else:
+            overrides[destination] = value
+    return overrides
+
+
+def read_generate_ini(path: str) -> dict:
+    """{'load_path', 'num_images', 'image_size'} as far as the file sets them."""
+    return _read(path, GENERATE_KEYS)

@@ -1,0 +1,1 @@
+"""TensorFlow-free sampling and scoring of exported PixelCNNs (numpy + onnxruntime or LiteRT)."""

@@ -1,0 +1,37 @@
+"""Shared fixtures: the prepared offline MNIST copy and a tiny trained checkpoint."""
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# Tests never download: they read the prepared TFDS copy (CI: ../shared/tfds beside the checkout).
+os.environ.setdefault("TFDS_DATA_DIR", os.path.join(os.path.dirname(ROOT), "shared", "tfds"))
+
+TINY_TRAIN_FLAGS = [
+    "--num-layers", "2", "--filters", "8", "--kernel-size", "3", "--levels", "4",
+    "--epochs", "1", "--batch-size", "32", "--train-examples", "128", "--test-examples", "32",
+]
+
+
+@pytest.fixture(scope="session")
+def tfds_dir():
+    path = os.environ["TFDS_DATA_DIR"]
+    if not os.path.isdir(os.path.join(path, "mnist")):
+        pytest.fail(f"no prepared MNIST at {path}; set TFDS_DATA_DIR to a TFDS directory holding mnist/")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, tfds_dir):
+    """A tiny model trained for one epoch by train.py; returns its run directory."""
+    import train
+
+    save_path = tmp_path_factory.mktemp("models")
+    code = train.main(TINY_TRAIN_FLAGS + ["--save-path", str(save_path), "--run-name", "tiny"])
+    assert code == 0
+    return os.path.join(str(save_path), "tiny")

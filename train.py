@@ -1,0 +1,90 @@
+"""Train a PixelCNN: `python train.py [config/config_train.txt] [--preset quick] [--epochs N] ...`."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from pixelcnn_tf.config import ARCHITECTURES, PRECISIONS, PRESETS, apply_overrides, preset  # noqa: E402
+from pixelcnn_tf.errors import run_cli  # noqa: E402
+
+# flag -> (destination in TrainConfig, type); "model." destinations go into the model config.
+FLAGS = {
+    "--dataset": ("dataset", str),
+    "--data-dir": ("data_dir", str),
+    "--batch-size": ("batch_size", int),
+    "--epochs": ("epochs", int),
+    "--learning-rate": ("learning_rate", float),
+    "--save-path": ("save_path", str),
+    "--run-name": ("run_name", str),
+    "--precision": ("precision", str),
+    "--seed": ("seed", int),
+    "--train-examples": ("train_examples", int),
+    "--test-examples": ("test_examples", int),
+    "--architecture": ("model.architecture", str),
+    "--levels": ("model.levels", int),
+    "--num-layers": ("model.num_layers", int),
+    "--kernel-size": ("model.kernel_size", int),
+    "--filters": ("model.filters", int),
+}
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog="train.py", description="Train a PixelCNN on a tensorflow-datasets image set.")
+    parser.add_argument("config", nargs="?", help="seed-style INI file, e.g. config/config_train.txt")
+    parser.add_argument("--preset", default="seed", choices=sorted(PRESETS), help="starting configuration (default: seed)")
+    parser.add_argument("--conditional", action="store_true", help="condition on the dataset's class labels")
+    for flag, (destination, kind) in FLAGS.items():
+        extra = {}
+        if flag == "--precision":
+            extra["choices"] = PRECISIONS
+        if flag == "--architecture":
+            extra["choices"] = ARCHITECTURES
+        parser.add_argument(flag, type=kind, dest=destination.replace(".", "__"), metavar=kind.__name__.upper(), **extra)
+    return parser.parse_args(argv)
+
+
+def build_config(args):
+    from pixelcnn_tf.data import dataset_spec
+    from pixelcnn_tf.ini import read_train_ini
+
+    config = preset(args.preset)
+    if args.config:
+        apply_overrides(config, read_train_ini(args.config))
+    flags = {"model": {}}
+    for destination, _ in FLAGS.values():
+        value = getattr(args, destination.replace(".", "__"))
+        if value is None:
+            continue
+        if destination.startswith("model."):
+            flags["model"][destination.split(".", 1)[1]] = value
+        else:
+            flags[destination] = value
+    apply_overrides(config, flags)
+    spec = dataset_spec(config.dataset)
+    config.model.height, config.model.width, config.model.channels = spec.height, spec.width, spec.channels
+    config.model.num_classes = spec.num_classes if args.conditional else 0
+    return config.validate()
+
+
+def main(argv=None) -> int:
+    """Run the CLI; returns the exit code (bad input: one error line on stderr and 2)."""
+    return run_cli(lambda: _main(argv), "train.py")
+
+
+def _main(argv) -> int:
+    args = parse_args(argv)
+    config = build_config(args)
+    from pixelcnn_tf.training import train
+
+    print(f"training {config.model.architecture} on {config.dataset} -> {config.run_dir}", file=sys.stderr)
+    history = train(config)
+    epochs_run = len(history.history.get("loss", []))
+    print(f"done: {epochs_run} epoch(s) this run; checkpoint, config and loss tables in {config.run_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
