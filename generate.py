@@ -10,15 +10,25 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from pixelcnn_tf.errors import UserError, run_cli  # noqa: E402
 
 
+TENSORFLOW_BACKENDS = ("keras", "savedmodel")
+BACKENDS = TENSORFLOW_BACKENDS + ("onnx", "tflite", "tflite_float16", "tflite_dynamic", "tflite_int8")
+
+
 def parse_args(argv):
-    parser = argparse.ArgumentParser(prog="generate.py", description="Sample a grid of images from a PixelCNN checkpoint.")
+    parser = argparse.ArgumentParser(prog="generate.py", description="Sample a grid of images from a PixelCNN checkpoint or export directory.")
     parser.add_argument("config", nargs="?", help="seed-style INI file, e.g. config/config_generate.txt")
-    parser.add_argument("--checkpoint", help="run directory, its model.keras, or a folder of runs (newest); default: models/")
+    parser.add_argument("--checkpoint", help="run directory, its model.keras, a folder of runs (newest), or an export directory; default: models/")
     parser.add_argument("--num-images", type=int, help="how many images (default 144: a 12x12 grid)")
     parser.add_argument("--seed", type=int, default=0, help="same seed, same images (default 0)")
     parser.add_argument("--temperature", type=float, default=1.0, help="softmax temperature (default 1.0)")
     parser.add_argument("--batch-size", type=int, help="images per forward pass (default: all at once)")
     parser.add_argument("--label", help="class to draw for a conditional model: an id, or 'all' for one class per row")
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        help="keras (a checkpoint; default there), or for an export directory: onnx (default there), tflite, "
+        "a quantized tflite_float16/tflite_dynamic/tflite_int8, or savedmodel (keras = savedmodel there)",
+    )
     parser.add_argument("--out", default="sample.png", help="output PNG (default sample.png)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser.parse_args(argv)
@@ -53,6 +63,32 @@ def check_output_path(path: str) -> None:
         raise UserError(f"--out must name a .png file, got {path}")
 
 
+def load_sampler(path: str | None, backend: str | None):
+    """(Sampler, source) for a checkpoint (keras) or an export directory (savedmodel, onnx, tflite...)."""
+    from serve import Sampler
+    from serve.metadata import is_export_dir
+
+    if not (path and is_export_dir(path)):
+        backend = backend or "keras"
+        if backend != "keras":
+            raise UserError(
+                f"--backend {backend} needs an export directory (one with metadata.json), and {path or 'models'} is none; "
+                f"make one with `python -m export --checkpoint {path or 'models'} --out exports/NAME`"
+            )
+        from pixelcnn_tf.checkpoints import load_checkpoint
+        from pixelcnn_tf.generation import keras_sampler
+
+        model, config, run_dir = load_checkpoint(path)
+        return keras_sampler(model, config.model), run_dir
+    backend = backend or "onnx"
+    if backend in TENSORFLOW_BACKENDS:
+        # An export holds no .keras file: both TensorFlow backends run its SavedModel's serving signature.
+        from pixelcnn_tf.generation import savedmodel_sampler
+
+        return savedmodel_sampler(path), path
+    return Sampler.load(path, backend), path
+
+
 def _main(argv) -> int:
     import math
 
@@ -68,20 +104,23 @@ def _main(argv) -> int:
         raise UserError(f"--num-images must be positive, got {num_images}")
     check_output_path(args.out)
 
-    from serve.sampling import SamplingError, sample_naive, to_grid
+    from serve import SamplingError, ServeError
+    from serve.sampling import check_request, to_grid
 
-    from pixelcnn_tf.checkpoints import load_checkpoint
-    from pixelcnn_tf.generation import keras_logits_fn, write_png
+    from pixelcnn_tf.png import write_png
 
-    model, config, run_dir = load_checkpoint(checkpoint)
-    m = config.model
+    try:
+        check_request(num_images, args.temperature, args.batch_size)  # before minutes of model loading
+        sampler, source = load_sampler(checkpoint, args.backend)
+    except (SamplingError, ServeError) as e:
+        raise UserError(str(e)) from None
+    m = sampler.spec
     if settings["image_size"] is not None and settings["image_size"] != m.height:
         raise UserError(f"images_size = {settings['image_size']} but the checkpoint draws {m.height}x{m.width} images")
     columns = math.ceil(math.sqrt(num_images))
     labels = resolve_labels(args.label, num_images, m.num_classes, columns)
     if m.num_classes and labels is None:
         raise UserError(f"this model is class-conditional: pass --label 0..{m.num_classes - 1} or --label all")
-    logits_fn = keras_logits_fn(model, conditional=bool(m.num_classes))
 
     progress = None
     if not args.no_progress:
@@ -90,14 +129,12 @@ def _main(argv) -> int:
         bar = tqdm(total=num_images * m.dims, unit="sub-px", desc="sampling", file=sys.stderr)
         progress = bar.update
     try:
-        images = sample_naive(
-            logits_fn,
-            num_images=num_images,
-            shape=(m.height, m.width, m.channels),
+        images = sampler.sample(
+            num_images,
             seed=args.seed,
             temperature=args.temperature,
-            batch_size=args.batch_size,
             labels=labels,
+            batch_size=args.batch_size,
             progress=progress,
         )
     except SamplingError as e:
@@ -106,7 +143,7 @@ def _main(argv) -> int:
         if progress:
             bar.close()
     write_png(to_grid(images, m.levels, columns), args.out)
-    print(f"wrote {num_images} samples from {run_dir} to {args.out}")
+    print(f"wrote {num_images} samples from {source} ({sampler.backend}) to {args.out}")
     return 0
 
 

@@ -60,6 +60,7 @@ def check_matches(model: keras.Model, config: TrainConfig, where: str) -> None:
 def load_checkpoint(path: str | None, default_root: str = "models") -> tuple[keras.Model, TrainConfig, str]:
     """Load (model, config, run_dir); the config must describe the stored model."""
     import pixelcnn_tf.layers  # noqa: F401  registers MaskedConv2D for deserialization
+    import pixelcnn_tf.gated  # noqa: F401  registers the gated layers for deserialization
 
     run_dir = find_run_dir(path, default_root)
     config = load_config(run_dir)

@@ -52,6 +52,11 @@ class MaskedConv2D(keras.layers.Conv2D):
         kwargs.setdefault("padding", "same")
         if kwargs["padding"] != "same":
             raise ValueError("MaskedConv2D needs padding='same' to keep positions aligned")
+        for name in ("strides", "dilation_rate"):
+            if set(np.ravel(kwargs.get(name, 1)).tolist()) != {1}:
+                raise ValueError(f"MaskedConv2D supports {name}=1 only")
+        if kwargs.get("data_format", "channels_last") != "channels_last":
+            raise ValueError("MaskedConv2D supports data_format='channels_last' only")
         super().__init__(filters, kernel_size, **kwargs)
         if mask_type not in ("A", "B"):
             raise ValueError(f"mask_type must be 'A' or 'B', got {mask_type!r}")
@@ -70,7 +75,11 @@ class MaskedConv2D(keras.layers.Conv2D):
 
     def convolution_op(self, inputs, kernel):
         masked = kernel * keras.ops.cast(self._mask, kernel.dtype)
-        return super().convolution_op(inputs, masked)
+        # Rows below the centre are all zero: convolve with the top kh//2+1 rows only, padding the
+        # top instead. Same result as padding="same" on the full kernel, ~40% fewer multiply-adds.
+        kh, kw = self.kernel_size
+        padded = keras.ops.pad(inputs, [[0, 0], [kh // 2, 0], [kw // 2, kw // 2], [0, 0]])
+        return keras.ops.conv(padded, masked[: kh // 2 + 1], strides=1, padding="valid", data_format="channels_last")
 
     def get_config(self):
         config = super().get_config()

@@ -35,3 +35,32 @@ def tiny_run(tmp_path_factory, tfds_dir):
     code = train.main(TINY_TRAIN_FLAGS + ["--save-path", str(save_path), "--run-name", "tiny"])
     assert code == 0
     return os.path.join(str(save_path), "tiny")
+
+
+def _export(run_dir: str, out: str, *flags: str) -> str:
+    import export.__main__ as export_cli
+
+    assert export_cli.main(["--checkpoint", run_dir, "--out", out, "--parity-images", "8", *flags]) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_conditional_run(tmp_path_factory, tfds_dir):
+    """The tiny model, class-conditional on MNIST's 10 labels."""
+    import train
+
+    save_path = tmp_path_factory.mktemp("models")
+    code = train.main(TINY_TRAIN_FLAGS + ["--conditional", "--save-path", str(save_path), "--run-name", "tiny_conditional"])
+    assert code == 0
+    return os.path.join(str(save_path), "tiny_conditional")
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tiny_run, tmp_path_factory):
+    """`python -m export` of tiny_run with every quantized TFLite variant; returns the export directory."""
+    return _export(tiny_run, str(tmp_path_factory.mktemp("exports") / "tiny"), "--tflite-quantize", "float16,dynamic,int8", "--calibration-images", "16")
+
+
+@pytest.fixture(scope="session")
+def tiny_conditional_export(tiny_conditional_run, tmp_path_factory):
+    return _export(tiny_conditional_run, str(tmp_path_factory.mktemp("exports") / "tiny_conditional"))

@@ -1,0 +1,140 @@
+"""Write the artifacts of an export (SavedModel, TFLite float32 and quantized, ONNX) and discover their tensor names."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import tensorflow as tf
+
+from serve.metadata import file_sha256
+
+SAVED_MODEL_DIR = "saved_model"
+SIGNATURE = "serving_default"
+ONNX_FILE = "model.onnx"
+ONNX_OPSET = 17  # tf2onnx 1.17 refuses opset 19; 17 runs on every onnxruntime since 1.13
+QUANTIZATIONS = ("float16", "dynamic", "int8")
+
+
+class ExportFailed(Exception):
+    """A conversion or a parity check failed: the export is discarded."""
+
+
+def tflite_file(quantization: str | None) -> str:
+    return f"model_{quantization}.tflite" if quantization else "model.tflite"
+
+
+def _roles(names: list[str], conditional: bool, where: str) -> dict:
+    """Map the roles image/label to a runtime's tensor names, which converters decorate (serving_default_image:0)."""
+    roles = {}
+    for role in ("image", "label") if conditional else ("image",):
+        matches = [name for name in names if role in name]
+        if len(matches) != 1:
+            raise ExportFailed(f"{where}: cannot tell the {role} input among {names}")
+        roles[role] = matches[0]
+    if len(names) != len(roles):
+        raise ExportFailed(f"{where}: unexpected inputs {names}")
+    return roles
+
+
+def _file_entry(kind: str, directory: str, filename: str) -> dict:
+    path = os.path.join(directory, filename)
+    return {"kind": kind, "path": filename, "bytes": os.path.getsize(path), "sha256": file_sha256(path)}
+
+
+def write_saved_model(model, directory: str, conditional: bool) -> dict:
+    """Keras model.export: a SavedModel whose serving_default signature takes image (and label), any batch."""
+    path = os.path.join(directory, SAVED_MODEL_DIR)
+    model.export(path, verbose=False)
+    signature = tf.saved_model.load(path).signatures[SIGNATURE]
+    _, inputs = signature.structured_input_signature
+    outputs = list(signature.structured_outputs)
+    if len(outputs) != 1 or inputs["image"].shape[0] is not None:
+        raise ExportFailed(f"{path}: expected one output and a dynamic batch axis, got {outputs} and {inputs['image'].shape}")
+    size = sum(os.path.getsize(os.path.join(root, name)) for root, _, names in os.walk(path) for name in names)
+    return {
+        "kind": "saved_model",
+        "path": SAVED_MODEL_DIR,
+        "bytes": size,
+        "signature": SIGNATURE,
+        "inputs": _roles(sorted(inputs), conditional, path),
+        "outputs": {"logits": outputs[0]},
+    }
+
+
+def write_tflite(directory: str, conditional: bool, quantization: str | None = None, representative=None) -> dict:
+    """TFLite from the SavedModel, builtin ops only (the plain LiteRT interpreter runs it), float32 in and out.
+
+    quantization: None (float32), "float16" (weights), "dynamic" (int8 weights, float activations) or
+    "int8" (weights and activations, calibrated on representative(); float fallback keeps float I/O).
+    """
+    converter = tf.lite.TFLiteConverter.from_saved_model(os.path.join(directory, SAVED_MODEL_DIR))
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if quantization:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantization == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    elif quantization == "int8":
+        converter.representative_dataset = representative
+    try:
+        flatbuffer = converter.convert()
+    except Exception as e:  # the converter raises ConverterError with a page of MLIR diagnostics
+        raise ExportFailed(f"TFLite conversion ({quantization or 'float32'}) failed: {str(e).strip().splitlines()[0]}") from None
+    filename = tflite_file(quantization)
+    with open(os.path.join(directory, filename), "wb") as f:
+        f.write(flatbuffer)
+
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=os.path.join(directory, filename))
+    inputs, outputs = interpreter.get_input_details(), interpreter.get_output_details()
+    if any(d["shape_signature"][0] != -1 for d in inputs) or len(outputs) != 1:
+        raise ExportFailed(f"{filename}: the converter fixed the batch axis or split the output: {[list(d['shape_signature']) for d in inputs]}")
+    entry = _file_entry("tflite", directory, filename)
+    entry.update(
+        quantization=quantization or "none",
+        inputs=_roles([d["name"] for d in inputs], conditional, filename),
+        outputs={"logits": outputs[0]["name"]},
+    )
+    return entry
+
+
+def write_onnx(directory: str, conditional: bool) -> dict:
+    """ONNX through the tf2onnx command line over the SavedModel (its from_keras path breaks on Keras 3)."""
+    path = os.path.join(directory, ONNX_FILE)
+    command = [
+        sys.executable, "-m", "tf2onnx.convert",
+        "--saved-model", os.path.join(directory, SAVED_MODEL_DIR),
+        "--signature_def", SIGNATURE,
+        "--opset", str(ONNX_OPSET),
+        "--output", path,
+    ]  # fmt: skip
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    result = subprocess.run(command, capture_output=True, text=True, env=env)
+    if result.returncode != 0 or not os.path.isfile(path):
+        lines = [line for line in result.stderr.splitlines() if line.strip()] or ["(no output)"]
+        errors = [line for line in lines if "Error" in line or "ERROR" in line]
+        raise ExportFailed(f"tf2onnx failed (exit {result.returncode}): {(errors or lines)[-1].strip()}")
+
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    if any(isinstance(i.shape[0], int) for i in inputs) or len(outputs) != 1:
+        raise ExportFailed(f"{ONNX_FILE}: expected a dynamic batch axis and one output, got {[i.shape for i in inputs]}")
+    entry = _file_entry("onnx", directory, ONNX_FILE)
+    entry.update(opset=ONNX_OPSET, inputs=_roles([i.name for i in inputs], conditional, ONNX_FILE), outputs={"logits": outputs[0].name})
+    return entry
+
+
+def representative_dataset(images: np.ndarray, labels: np.ndarray | None):
+    """int8 calibration batches of one real training image each, in the serving signature's input names."""
+    def generate():
+        for index in range(len(images)):
+            batch = {"image": images[index : index + 1].astype(np.float32)}
+            if labels is not None:
+                batch["label"] = labels[index : index + 1]
+            yield batch
+
+    return generate

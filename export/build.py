@@ -1,0 +1,147 @@
+"""Export a checkpoint into a temporary folder beside --out, check parity there, then rename it into place."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+
+import keras
+
+import pixelcnn_tf
+from export.artifacts import ExportFailed, representative_dataset, write_onnx, write_saved_model, write_tflite
+from export.parity import format_report, parity_report
+from pixelcnn_tf import data
+from pixelcnn_tf.checkpoints import MODEL_FILE, load_checkpoint
+from pixelcnn_tf.config import TrainConfig, to_dict
+from pixelcnn_tf.errors import UserError
+from pixelcnn_tf.generation import keras_logits_fn
+from pixelcnn_tf.model import build_model
+from serve.metadata import FORMAT, FORMAT_VERSION, METADATA_FILE, RUNTIMES, file_sha256, is_export_dir
+
+PARITY_FILE = "parity.json"
+
+
+def check_destination(out: str, overwrite: bool) -> None:
+    """Refuse before any work: a missing or read-only parent, or an existing --out (unless an export to overwrite)."""
+    parent = os.path.dirname(out)
+    if not os.path.isdir(parent):
+        raise UserError(f"folder {parent} for --out does not exist")
+    if not os.access(parent, os.W_OK):
+        raise UserError(f"folder {parent} for --out is not writable")
+    if os.path.lexists(out):
+        if not overwrite:
+            raise UserError(f"{out} already exists; pass --overwrite to replace it")
+        # Never delete something that is not one of our exports (a typo like --out . must not rm -rf).
+        if not os.path.isdir(out) or not is_export_dir(out):
+            raise UserError(f"{out} exists and is not an export directory; refusing to replace it")
+
+
+def float32_model(model: keras.Model, config: TrainConfig) -> keras.Model:
+    """The model with float32 compute: a mixed-precision checkpoint would put bf16/fp16 ops in every artifact."""
+    if all(layer.dtype_policy.name == "float32" for layer in model.layers):
+        return model
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32")
+    try:
+        clone = build_model(config.model)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    clone.set_weights(model.get_weights())
+    return clone
+
+
+def write_json(path: str, value: dict) -> None:
+    with open(path, "w") as f:
+        json.dump(value, f, indent=2, sort_keys=True)
+        f.write("\n")
+
+
+def metadata(config: TrainConfig, run_dir: str, artifacts: dict) -> dict:
+    m = config.model
+    for entry in artifacts.values():
+        entry["runtime"] = RUNTIMES[entry["kind"]]
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "height": m.height,
+        "width": m.width,
+        "channels": m.channels,
+        "levels": m.levels,
+        "num_classes": m.num_classes,
+        "channel_order": "RGB" if m.channels == 3 else "L",
+        "sampling_order": "raster (rows top to bottom, columns left to right), then channels R -> G -> B",
+        "input_scaling": f"image: float32 (batch, {m.height}, {m.width}, {m.channels}) of level indices 0..{m.levels - 1}; "
+        "the graph rescales them to [-1, 1] itself",
+        "label_input": f"int32 (batch,) class id in 0..{m.num_classes - 1}" if m.num_classes else None,
+        "output": f"float32 logits (batch, {m.height}, {m.width}, {m.channels}, {m.levels}); softmax over the last axis",
+        "dataset": config.dataset,
+        "model_config": to_dict(m),
+        "source": {"checkpoint": os.path.abspath(run_dir), "model_sha256": file_sha256(os.path.join(run_dir, MODEL_FILE))},
+        "pixelcnn_tf_version": pixelcnn_tf.__version__,
+        "artifacts": artifacts,
+    }
+
+
+def build(model, config: TrainConfig, run_dir: str, directory: str, quantize, parity_images: int, calibration_images: int, log) -> dict:
+    """Write every artifact, metadata.json and parity.json into directory; returns the parity report."""
+    conditional = bool(config.model.num_classes)
+
+    def load(split: str, count: int):
+        return data.load_arrays(config.dataset, split, levels=config.model.levels, count=count, data_dir=config.data_dir)
+
+    artifacts = {"saved_model": write_saved_model(model, directory, conditional)}
+    log("wrote saved_model/; converting to ONNX and TFLite")
+    artifacts["onnx"] = write_onnx(directory, conditional)
+    artifacts["tflite"] = write_tflite(directory, conditional)
+    for quantization in quantize:
+        representative = None
+        if quantization == "int8":
+            images, labels = load("train", calibration_images)
+            representative = representative_dataset(images, labels if conditional else None)
+        artifacts[f"tflite_{quantization}"] = write_tflite(directory, conditional, quantization, representative)
+    meta = metadata(config, run_dir, artifacts)
+    write_json(os.path.join(directory, METADATA_FILE), meta)
+
+    images, labels = load("test", parity_images)
+    labels = labels if conditional else None
+    report = parity_report(keras_logits_fn(model, conditional), directory, meta, images, labels)
+    report["dataset"] = config.dataset
+    write_json(os.path.join(directory, PARITY_FILE), report)
+    log(format_report(report, config.dataset))
+    return report
+
+
+def publish(directory: str, out: str, overwrite: bool) -> None:
+    """Rename the finished folder to out; an export being replaced moves aside first, then goes."""
+    if not os.path.lexists(out):
+        os.rename(directory, out)
+        return
+    check_destination(out, overwrite)  # it may have appeared while we worked
+    old = tempfile.mkdtemp(prefix=f".{os.path.basename(out)}.old-", dir=os.path.dirname(out))
+    os.rename(out, os.path.join(old, "export"))
+    os.rename(directory, out)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def export_checkpoint(checkpoint, out: str, quantize=(), overwrite=False, parity_images=16, calibration_images=128, log=print) -> dict:
+    """Export checkpoint to out (SavedModel, TFLite, ONNX, metadata, parity); nothing is left at out on failure."""
+    out = os.path.abspath(out)
+    check_destination(out, overwrite)
+    try:
+        directory = tempfile.mkdtemp(prefix=f".{os.path.basename(out)}.tmp-", dir=os.path.dirname(out))
+    except OSError as e:
+        raise UserError(f"cannot create a folder beside {out}: {e.strerror or e}") from None
+    os.chmod(directory, 0o755)  # mkdtemp's 0700 would make the published export private to this user
+    try:
+        model, config, run_dir = load_checkpoint(checkpoint)
+        model = float32_model(model, config)
+        report = build(model, config, run_dir, directory, quantize, parity_images, calibration_images, log)
+        if not report["ok"]:
+            failed = [f"{name} {row['max_abs_logit_diff']:.2e} > {row['tolerance']:.0e}" for name, row in report["artifacts"].items() if not row.get("ok", True)]
+            raise ExportFailed(f"parity check failed (max |Δlogit|): {', '.join(failed)}")
+        publish(directory, out, overwrite)
+    finally:
+        if os.path.isdir(directory):
+            shutil.rmtree(directory, ignore_errors=True)
+    return report

@@ -1,0 +1,124 @@
+"""Cached PixelCNN sampling (numpy only): one step-model call per sub-pixel over per-layer activation caches."""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+
+from serve.sampling import SamplingError, check_request, draw, uniforms
+
+# step_fn(windows, labels) -> (features, logits): windows[0] float32 (B, k//2+1, k, C) of level indices,
+# windows[l] float32 (B, k//2+1, k, F) of layer l-1's outputs; labels int32 (B,) or None.
+# features[l] (B, F) is layer l's new output at the position (l = 0..num_layers-2); logits (B, C, levels).
+StepFn = Callable[[Sequence[np.ndarray], "np.ndarray | None"], "tuple[Sequence[np.ndarray], np.ndarray]"]
+
+
+def _check_shape(shape, num_layers: int, kernel_size: int, filters: int, levels: int) -> None:
+    if len(shape) != 3 or min(shape) < 1:
+        raise SamplingError(f"shape must be (height, width, channels) of positive sizes, got {shape!r}")
+    if num_layers < 1 or filters < 1:
+        raise SamplingError(f"num_layers and filters must be positive, got {num_layers} and {filters}")
+    if kernel_size < 1 or kernel_size % 2 == 0:
+        raise SamplingError(f"kernel_size must be a positive odd number, got {kernel_size}")
+    if not 2 <= levels <= 256:
+        raise SamplingError(f"levels must be in 2..256, got {levels}")
+
+
+def new_caches(batch: int, shape, num_layers: int, kernel_size: int, filters: int, levels: int) -> list[np.ndarray]:
+    """Cache l holds layer l's input, padded k//2 above, left and right (rows below are never read).
+
+    The image cache's padding is the level that the model's Rescaling maps to 0, as its 'same' zero padding is;
+    activation caches are padded with 0.
+    """
+    height, width, channels = shape
+    pad = kernel_size // 2
+    caches = [np.full((batch, height + pad, width + 2 * pad, channels), (levels - 1) / 2, dtype=np.float32)]
+    caches += [np.zeros((batch, height + pad, width + 2 * pad, filters), np.float32) for _ in range(num_layers - 1)]
+    return caches
+
+
+def sample_cached(
+    step_fn: StepFn,
+    *,
+    num_images: int,
+    shape: tuple[int, int, int],
+    num_layers: int,
+    kernel_size: int,
+    filters: int,
+    levels: int,
+    seed: int = 0,
+    temperature: float = 1.0,
+    batch_size: int | None = None,
+    labels: np.ndarray | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> np.ndarray:
+    """Draw images computing each layer only at the current position; returns uint8 level indices (N, H, W, C).
+
+    Uses serve.sampling's uniforms and draw, so with the same seed it draws what sample_naive draws. For RGB the
+    position is recomputed for each channel step (R, G, B); the activations written after the last one are final.
+    labels: int32 (N,) already checked (serve.sampling.check_labels) for a conditional model, else None.
+    """
+    check_request(num_images, temperature, batch_size)
+    _check_shape(shape, num_layers, kernel_size, filters, levels)
+    height, width, channels = shape
+    pad, span = kernel_size // 2, kernel_size
+    u = uniforms(num_images, height, width, channels, seed)
+    images = np.zeros((num_images, height, width, channels), dtype=np.uint8)
+    batch_size = batch_size or num_images
+    for start in range(0, num_images, batch_size):
+        stop = min(start + batch_size, num_images)
+        caches = new_caches(stop - start, shape, num_layers, kernel_size, filters, levels)
+        batch_labels = None if labels is None else labels[start:stop]
+        for i in range(height):
+            for j in range(width):
+                for c in range(channels):
+                    # Cache row i..i+pad, column j..j+2*pad covers image rows i-pad..i, columns j-pad..j+pad.
+                    windows = [cache[:, i : i + pad + 1, j : j + span] for cache in caches]
+                    features, logits = step_fn(windows, batch_labels)
+                    if len(features) != num_layers - 1 or logits.shape[1] != channels:
+                        raise SamplingError(
+                            f"step function gave {len(features)} feature maps and logits {logits.shape}; expected "
+                            f"{num_layers - 1} and (batch, {channels}, levels): does it match the model config?"
+                        )
+                    level = draw(logits[:, c], u[start:stop, i, j, c], temperature)
+                    images[start:stop, i, j, c] = level
+                    caches[0][:, i + pad, j + pad, c] = level
+                    for index, feature in enumerate(features):
+                        caches[index + 1][:, i + pad, j + pad] = feature
+                    if progress:
+                        progress(stop - start)
+    return images
+
+
+def _relu(x: np.ndarray) -> np.ndarray:
+    return np.maximum(x, 0.0, out=x)
+
+
+def numpy_step_fn(params: dict) -> StepFn:
+    """A TensorFlow-free step function from pixelcnn_tf.cached.fold_step_params (or its saved .npz)."""
+    num_layers = sum(1 for name in params if name.startswith("kernel_"))
+    kernels = [np.asarray(params[f"kernel_{n}"], np.float32) for n in range(num_layers)]
+    biases = [np.asarray(params[f"bias_{n}"], np.float32) for n in range(num_layers)]
+    centres = [None] + [np.asarray(params[f"centre_{n}"], np.float32) for n in range(1, num_layers)]
+    conditional = "embedding_0" in params
+    embeddings = [np.asarray(params[f"embedding_{n}"], np.float32) for n in range(num_layers)] if conditional else []
+    head_kernel = np.asarray(params["head_kernel"], np.float32)
+    head_bias = np.asarray(params["head_bias"], np.float32)
+
+    def step(windows, labels):
+        if conditional and labels is None:
+            raise SamplingError("this step function is class-conditional: it needs labels")
+        batch = windows[0].shape[0]
+        features, x = [], None
+        for n in range(num_layers):
+            y = windows[n].reshape(batch, -1) @ kernels[n] + biases[n]
+            if n:
+                y += x @ centres[n]
+            if conditional:
+                y += embeddings[n][labels]
+            x = _relu(y)
+            features.append(x)
+        logits = x @ head_kernel + head_bias
+        return features[:-1], logits.reshape(batch, windows[0].shape[-1], -1)
+
+    return step

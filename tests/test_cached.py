@@ -1,0 +1,232 @@
+"""Cached sampling: the step model reproduces the full model at every position and draws what naive sampling draws."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+
+from pixelcnn_tf.cached import build_step_model, export_step_model, fold_step_params, keras_step_fn
+from pixelcnn_tf.config import ModelConfig
+from pixelcnn_tf.errors import UserError
+from pixelcnn_tf.generation import keras_logits_fn
+from pixelcnn_tf.model import build_model
+from serve.cached import new_caches, numpy_step_fn, sample_cached
+from serve.sampling import SamplingError, sample_naive
+from test_model import randomize as randomize_large
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CASES = {"grey": (1, 0), "rgb": (3, 0), "rgb-conditional": (3, 4)}
+
+
+def tiny_config(channels=1, num_classes=0, **overrides) -> ModelConfig:
+    settings = dict(height=6, width=6, channels=channels, levels=8, num_layers=3, kernel_size=3, filters=12,
+                    num_classes=num_classes)
+    settings.update(overrides)
+    return ModelConfig(**settings)
+
+
+def randomize_moderate(model, seed=0):
+    """Random weights and BatchNorm statistics far from the identity, with logits of order 1-10 (absolute 1e-4 is fair)."""
+    rng = np.random.default_rng(seed)
+    for weight in model.weights:
+        path = weight.path
+        if "moving_variance" in path:
+            value = rng.uniform(0.3, 3.0, weight.shape)
+        elif "moving_mean" in path:
+            value = rng.normal(0.0, 1.0, weight.shape)
+        elif path.endswith("/gamma"):
+            value = rng.uniform(0.5, 2.0, weight.shape)
+        elif path.endswith("/beta"):
+            value = rng.uniform(0.0, 1.0, weight.shape)
+        else:
+            value = rng.normal(0.0, 0.4, weight.shape)
+        weight.assign(value.astype(np.float32))
+    return model
+
+
+def sampling_kwargs(config: ModelConfig, num_images: int, seed: int = 3) -> dict:
+    labels = np.arange(num_images, dtype=np.int32) % config.num_classes if config.num_classes else None
+    return dict(num_images=num_images, shape=(config.height, config.width, config.channels), seed=seed, labels=labels)
+
+
+def cached_kwargs(config: ModelConfig) -> dict:
+    return dict(num_layers=config.num_layers, kernel_size=config.kernel_size, filters=config.filters, levels=config.levels)
+
+
+def recording(step_fn, log: list):
+    def step(windows, labels):
+        features, logits = step_fn(windows, labels)
+        log.append(np.asarray(logits))
+        return features, logits
+
+    return step
+
+
+def full_logits(model, images, labels):
+    inputs = {"image": images.astype(np.float32)}
+    if labels is not None:
+        inputs["label"] = labels
+    return np.asarray(model(inputs, training=False))
+
+
+def logits_used(log: list, config: ModelConfig, num_images: int) -> np.ndarray:
+    """The logits each step drew from: step (i, j, c) contributes channel c, in the full model's layout."""
+    h, w, c = config.height, config.width, config.channels
+    steps = np.stack(log, axis=1).reshape(num_images, h, w, c, c, config.levels)
+    return np.stack([steps[:, :, :, ch, ch] for ch in range(c)], axis=3)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_step_model_matches_full_model_at_every_position(case):
+    channels, num_classes = CASES[case]
+    config = tiny_config(channels, num_classes)
+    model = randomize_moderate(build_model(config))
+    rng = np.random.default_rng(5)
+    images = rng.integers(0, config.levels, (2, 6, 6, channels)).astype(np.float32)
+    labels = np.array([1, 3], np.int32) if num_classes else None
+    names = [f"masked_conv_{n}_relu" for n in range(config.num_layers)]
+    probe = keras.Model(model.inputs, [model.get_layer(name).output for name in names] + [model.output])
+    inputs = {"image": images} | ({"label": labels} if num_classes else {})
+    *activations, logits = [np.asarray(t) for t in probe(inputs, training=False)]
+    # Caches filled with the whole image: future taps hold real (non-zero) values the masks must ignore.
+    pad, k = config.kernel_size // 2, config.kernel_size
+    caches = new_caches(2, (6, 6, channels), config.num_layers, k, config.filters, config.levels)
+    for cache, source in zip(caches, [images] + activations[:-1]):
+        cache[:, pad:, pad : pad + 6] = source
+    positions = [(i, j) for i in range(6) for j in range(6)]
+    windows = [np.concatenate([cache[:, i : i + pad + 1, j : j + k] for i, j in positions]) for cache in caches]
+    all_labels = np.tile(labels, len(positions)) if num_classes else None
+    step_model = build_step_model(model, config)
+    for step_fn in (keras_step_fn(step_model), numpy_step_fn(fold_step_params(model, config))):
+        features, step_logits = step_fn(windows, all_labels)
+        expected = np.concatenate([logits[:, i, j] for i, j in positions])
+        assert np.abs(step_logits - expected).max() < 1e-4, np.abs(step_logits - expected).max()
+        for n, feature in enumerate(features):
+            np.testing.assert_allclose(feature, np.concatenate([activations[n][:, i, j] for i, j in positions]), atol=1e-4)
+    assert np.abs(logits).max() > 1.0  # the comparison is not between near-zero numbers
+
+
+@pytest.mark.parametrize("randomize", [randomize_moderate, randomize_large], ids=["moderate", "large"])
+@pytest.mark.parametrize("case", CASES)
+def test_cached_draws_the_same_pixels_as_naive(case, randomize, capsys):
+    channels, num_classes = CASES[case]
+    config = tiny_config(channels, num_classes)
+    model = randomize(build_model(config))
+    kwargs = sampling_kwargs(config, num_images=3)
+    naive = sample_naive(keras_logits_fn(model, bool(num_classes)), **kwargs)
+    log = []
+    cached = sample_cached(recording(keras_step_fn(build_step_model(model, config)), log), **kwargs, **cached_kwargs(config))
+    numpy_cached = sample_cached(numpy_step_fn(fold_step_params(model, config)), **kwargs, **cached_kwargs(config))
+    reference = full_logits(model, cached, kwargs["labels"])
+    delta = np.abs(logits_used(log, config, 3) - reference).max()
+    scale = np.abs(reference).max()
+    agreement, numpy_agreement = (naive == cached).mean(), (numpy_cached == cached).mean()
+    with capsys.disabled():
+        print(f"\n[{case}/{randomize.__name__}] agreement {agreement:.2%}, numpy {numpy_agreement:.2%}, "
+              f"max |dlogit| {delta:.2e} (max |logit| {scale:.1f})")
+    assert delta <= 1e-4 * max(1.0, scale / 100.0)  # float32: large logits carry proportionally larger rounding
+    assert agreement >= 0.999 and numpy_agreement >= 0.999
+    assert len(np.unique(cached)) > 1  # a model drawing one constant level would agree trivially
+
+
+def test_briefly_trained_model_samples_the_same():
+    config = tiny_config(1, 0, height=8, width=8, levels=4, num_layers=2, filters=8)
+    model = build_model(config)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    rng = np.random.default_rng(0)
+    images = np.clip(np.cumsum(rng.integers(-1, 2, (64, 8, 8, 1)), axis=2), 0, 3)  # stripes with structure
+    model.fit({"image": images.astype(np.float32)}, images.astype(np.int32), batch_size=16, epochs=3, verbose=0)
+    moving_mean = np.asarray(model.get_layer("masked_conv_0_bn").moving_mean)
+    assert np.abs(moving_mean).max() > 1e-3  # BatchNorm statistics really moved
+    kwargs = sampling_kwargs(config, num_images=4)
+    naive = sample_naive(keras_logits_fn(model, False), **kwargs)
+    cached = sample_cached(keras_step_fn(build_step_model(model, config)), **kwargs, **cached_kwargs(config))
+    assert (naive == cached).mean() >= 0.999
+
+
+def test_batches_draw_the_same_images_as_one_batch():
+    config = tiny_config(3, 4)
+    params = fold_step_params(randomize_moderate(build_model(config)), config)
+    kwargs = sampling_kwargs(config, num_images=5)
+    whole = sample_cached(numpy_step_fn(params), **kwargs, **cached_kwargs(config))
+    counted = []
+    split = sample_cached(numpy_step_fn(params), **kwargs, **cached_kwargs(config), batch_size=2, progress=counted.append)
+    np.testing.assert_array_equal(whole, split)
+    assert sum(counted) == 5 * config.dims and whole.dtype == np.uint8 and whole.shape == (5, 6, 6, 3)
+
+
+def test_exported_step_models_draw_the_same_pixels(tmp_path):
+    from serve.step_runtimes import onnx_step_fn, tflite_step_fn
+
+    config = tiny_config(3, 4)
+    model = randomize_moderate(build_model(config))
+    step_model = build_step_model(model, config)
+    artifacts = export_step_model(step_model, str(tmp_path))
+    assert artifacts["inputs"] == ["window_0", "window_1", "window_2", "label"]
+    assert artifacts["outputs"] == ["features_0", "features_1", "logits"]
+    kwargs = sampling_kwargs(config, num_images=3)
+    expected = sample_cached(keras_step_fn(step_model), **kwargs, **cached_kwargs(config))
+    for make in (onnx_step_fn, tflite_step_fn):
+        path = artifacts["onnx" if make is onnx_step_fn else "tflite"]
+        log = []
+        got = sample_cached(recording(make(path), log), **kwargs, **cached_kwargs(config))
+        assert (got == expected).mean() >= 0.999, make.__name__
+        reference = full_logits(model, got, kwargs["labels"])
+        assert np.abs(logits_used(log, config, 3) - reference).max() < 1e-4, make.__name__
+    # Batch 1 after batch 3: the batch dimension is dynamic in every artifact.
+    one = sample_cached(tflite_step_fn(artifacts["tflite"]), **sampling_kwargs(config, 1), **cached_kwargs(config))
+    np.testing.assert_array_equal(one, expected[:1])
+
+
+def test_serve_cached_runs_without_tensorflow():
+    script = textwrap.dedent(
+        """
+        import sys
+        class Block:
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in ("tensorflow", "keras", "pixelcnn_tf", "tf_keras", "jax", "torch"):
+                    raise ImportError(f"blocked import of {name}")
+        sys.meta_path.insert(0, Block())
+        import numpy as np
+        from serve.cached import numpy_step_fn, sample_cached
+        import serve.step_runtimes
+        rng = np.random.default_rng(0)
+        params = {"kernel_0": rng.normal(size=(6, 4)), "bias_0": rng.normal(size=4), "centre_1": rng.normal(size=(4, 4)),
+                  "kernel_1": rng.normal(size=(24, 4)), "bias_1": rng.normal(size=4),
+                  "head_kernel": rng.normal(size=(4, 5)), "head_bias": rng.normal(size=5)}
+        images = sample_cached(numpy_step_fn(params), num_images=2, shape=(4, 4, 1), num_layers=2, kernel_size=3,
+                               filters=4, levels=5)
+        assert images.shape == (2, 4, 4, 1) and images.max() < 5
+        print("ok", sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras")))
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok []"
+
+
+def test_mismatched_step_function_is_an_error():
+    config = tiny_config()
+    params = fold_step_params(randomize_moderate(build_model(config)), config)
+    kwargs = sampling_kwargs(config, num_images=1)
+    with pytest.raises(SamplingError, match="expected 3 and"):
+        sample_cached(numpy_step_fn(params), **kwargs, **(cached_kwargs(config) | {"num_layers": 4}))
+    with pytest.raises(SamplingError, match="kernel_size"):
+        sample_cached(numpy_step_fn(params), **kwargs, **(cached_kwargs(config) | {"kernel_size": 4}))
+    conditional = tiny_config(1, 3)
+    conditional_params = fold_step_params(build_model(conditional), conditional)
+    with pytest.raises(SamplingError, match="needs labels"):
+        sample_cached(numpy_step_fn(conditional_params), **kwargs, **cached_kwargs(conditional))
+
+
+def test_only_the_seed_architecture_is_cached():
+    config = tiny_config()
+    model = build_model(config)
+    config.architecture = "gated"
+    with pytest.raises(UserError, match="seed 'pixelcnn' architecture only"):
+        build_step_model(model, config)

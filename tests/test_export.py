@@ -1,0 +1,159 @@
+"""python -m export: artifacts, metadata, parity per backend, atomic output and one-line errors."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+import export.__main__ as export_cli
+import pixelcnn_tf
+from export import artifacts as export_artifacts
+from export import parity as export_parity
+from pixelcnn_tf.checkpoints import load_checkpoint
+from pixelcnn_tf.config import to_dict
+from pixelcnn_tf.data import load_arrays
+from pixelcnn_tf.generation import keras_logits_fn, savedmodel_sampler
+from serve import Sampler
+from serve.metadata import file_sha256
+
+# Per-backend limits on max |Δlogit| vs Keras, as the exporter enforces them. SavedModel runs the very
+# same TF kernels, ONNX the same float32 math in onnxruntime: both within rounding. TFLite folds
+# BatchNorm into the conv weights and sums in XNNPACK's order, so its rounding differs more.
+TOLERANCES = {"saved_model": 1e-4, "onnx": 1e-4, "tflite": 1e-3}
+
+
+def error_line(capsys) -> str:
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert lines, "expected an error line on stderr"
+    assert lines[-1].startswith("python -m export: error:"), lines
+    assert not any("Traceback" in line for line in lines)
+    return lines[-1]
+
+
+def leftovers(folder: str, name: str) -> list[str]:
+    """Temporary folders an export leaves beside its --out when it fails (there must be none)."""
+    return [entry for entry in os.listdir(folder) if entry.startswith(f".{name}.")]
+
+
+def test_export_writes_every_artifact_and_metadata(tiny_run, tiny_export):
+    meta = json.load(open(os.path.join(tiny_export, "metadata.json")))
+    _, config, _ = load_checkpoint(tiny_run)
+    assert (meta["height"], meta["width"], meta["channels"], meta["levels"], meta["num_classes"]) == (28, 28, 1, 4, 0)
+    assert meta["channel_order"] == "L" and meta["model_config"] == to_dict(config.model)
+    assert meta["source"]["model_sha256"] == file_sha256(os.path.join(tiny_run, "model.keras"))
+    assert meta["pixelcnn_tf_version"] == pixelcnn_tf.__version__
+    names = {"saved_model", "onnx", "tflite", "tflite_float16", "tflite_dynamic", "tflite_int8"}
+    assert set(meta["artifacts"]) == names
+    for name, entry in meta["artifacts"].items():
+        path = os.path.join(tiny_export, entry["path"])
+        if name == "saved_model":
+            assert os.path.isfile(os.path.join(path, "saved_model.pb"))
+        else:
+            assert os.path.getsize(path) == entry["bytes"] and file_sha256(path) == entry["sha256"]
+    # Names are discovered from each runtime; TFLite decorates them.
+    assert meta["artifacts"]["onnx"]["inputs"] == {"image": "image"}
+    assert "image" in meta["artifacts"]["tflite"]["inputs"]["image"]
+    report = json.load(open(os.path.join(tiny_export, "parity.json")))
+    assert report["ok"] and report["images"] == 8
+    assert leftovers(os.path.dirname(tiny_export), "tiny") == []
+
+
+@pytest.mark.parametrize("batch", [1, 5])
+def test_parity_with_keras_per_backend_at_any_batch(tiny_run, tiny_export, batch):
+    model, _, _ = load_checkpoint(tiny_run)
+    images, _ = load_arrays("mnist", "test", levels=4, count=batch)
+    inputs = images.astype(np.float32)
+    reference = keras_logits_fn(model, conditional=False)(inputs, None)
+    backends = {
+        "saved_model": savedmodel_sampler(tiny_export).logits_fn,
+        "onnx": Sampler.load(tiny_export, "onnx").logits_fn,
+        "tflite": Sampler.load(tiny_export, "tflite").logits_fn,
+    }
+    for name, logits_fn in backends.items():
+        logits = logits_fn(inputs, None)
+        assert logits.shape == (batch, 28, 28, 1, 4)  # the batch axis is dynamic in every artifact
+        diff = float(np.abs(logits - reference).max())
+        print(f"{name} batch {batch}: max |Δlogit| {diff:.2e}")
+        assert diff <= TOLERANCES[name], name
+
+
+def test_quantized_variants_report_nll_change(tiny_export):
+    report = json.load(open(os.path.join(tiny_export, "parity.json")))
+    for name in ("tflite_float16", "tflite_dynamic", "tflite_int8"):
+        row = report["artifacts"][name]
+        assert "tolerance" not in row and np.isfinite(row["nll_change_vs_float32"])
+        # Quantization costs a little likelihood, not everything: within 5% of the float model's NLL.
+        assert abs(row["nll_change_vs_float32"]) < 0.05 * report["keras_nll_nats_per_image"], (name, row)
+    assert report["artifacts"]["tflite_int8"]["max_abs_logit_diff"] > 0  # really quantized
+
+
+def fake_onnx(source_export):
+    """write_onnx stand-in that copies a finished export's model.onnx: keeps tf2onnx's 15 s out of these tests."""
+
+    def write_onnx(directory, conditional):
+        shutil.copy(os.path.join(source_export, "model.onnx"), os.path.join(directory, "model.onnx"))
+        entry = json.load(open(os.path.join(source_export, "metadata.json")))["artifacts"]["onnx"]
+        return dict(entry)
+
+    return write_onnx
+
+
+def test_parity_failure_leaves_the_old_export_alone(tiny_run, tiny_export, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "old"
+    shutil.copytree(tiny_export, out)
+    before = sorted(os.listdir(out))
+    monkeypatch.setattr("export.build.write_onnx", fake_onnx(tiny_export))
+    monkeypatch.setitem(export_parity.TOLERANCES, "onnx", -1.0)  # no difference can pass: parity must fail
+    code = export_cli.main(["--checkpoint", tiny_run, "--out", str(out), "--overwrite", "--parity-images", "2"])
+    assert code == 1
+    assert "parity check failed" in error_line(capsys)
+    assert sorted(os.listdir(out)) == before
+    assert leftovers(str(tmp_path), "old") == []
+
+
+def test_overwrite_replaces_an_export(tiny_run, tiny_export, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "again"
+    shutil.copytree(tiny_export, out)
+    (out / "stale.txt").write_text("from the old export")
+    monkeypatch.setattr("export.build.write_onnx", fake_onnx(tiny_export))
+    assert export_cli.main(["--checkpoint", tiny_run, "--out", str(out), "--overwrite", "--parity-images", "2"]) == 0
+    assert not (out / "stale.txt").exists() and (out / "metadata.json").is_file()
+    assert json.load(open(out / "parity.json"))["images"] == 2
+    assert leftovers(str(tmp_path), "again") == []
+
+
+@pytest.mark.parametrize(
+    "make_args, message",
+    [
+        (lambda run, tmp: ["--checkpoint", run, "--out", str(tmp)], "already exists; pass --overwrite"),
+        (lambda run, tmp: ["--checkpoint", run, "--out", str(tmp), "--overwrite"], "not an export directory"),
+        (lambda run, tmp: ["--checkpoint", str(tmp / "nope"), "--out", str(tmp / "e")], "does not exist"),
+        (lambda run, tmp: ["--checkpoint", run, "--out", str(tmp / "no" / "e")], "does not exist"),
+        (lambda run, tmp: ["--checkpoint", run, "--out", "/proc/e"], "cannot create a folder"),
+    ],
+)
+def test_bad_destinations_and_checkpoints_are_one_line_errors(tiny_run, tmp_path, capsys, make_args, message):
+    (tmp_path / "keep.txt").write_text("mine")
+    before = sorted(os.listdir(tmp_path))
+    assert export_cli.main(make_args(tiny_run, tmp_path)) == 2
+    assert message in error_line(capsys)
+    assert sorted(os.listdir(tmp_path)) == before  # nothing written, nothing removed
+
+
+def test_unknown_quantization_is_an_argparse_error(tiny_run, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        export_cli.main(["--checkpoint", tiny_run, "--out", str(tmp_path / "e"), "--tflite-quantize", "float16,int4"])
+    assert exit_info.value.code == 2
+    assert "unknown quantization int4" in capsys.readouterr().err
+
+
+def test_roles_find_decorated_names():
+    assert export_artifacts._roles(["serving_default_label:0", "serving_default_image:0"], True, "m") == {
+        "image": "serving_default_image:0",
+        "label": "serving_default_label:0",
+    }
+    with pytest.raises(export_artifacts.ExportFailed, match="cannot tell the label"):
+        export_artifacts._roles(["serving_default_image:0"], True, "m")
