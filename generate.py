@@ -7,7 +7,7 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from pixelcnn_tf.errors import UserError, run_cli  # noqa: E402
+from pixelcnn_tf.errors import UserError, import_tensorflow_quietly, run_cli  # noqa: E402
 
 
 TENSORFLOW_BACKENDS = ("keras", "savedmodel")
@@ -70,6 +70,7 @@ def load_sampler(path: str | None, backend: str | None):
 
     if not (path and is_export_dir(path)):
         backend = backend or "keras"
+        import_tensorflow_quietly()
         if backend != "keras":
             raise UserError(
                 f"--backend {backend} needs an export directory (one with metadata.json), and {path or 'models'} is none; "
@@ -82,6 +83,7 @@ def load_sampler(path: str | None, backend: str | None):
         return keras_sampler(model, config.model), run_dir
     backend = backend or "onnx"
     if backend in TENSORFLOW_BACKENDS:
+        import_tensorflow_quietly()
         # An export holds no .keras file: both TensorFlow backends run its SavedModel's serving signature.
         from pixelcnn_tf.generation import savedmodel_sampler
 

@@ -8,7 +8,7 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from pixelcnn_tf.config import ARCHITECTURES, PRECISIONS, PRESETS, apply_overrides, preset  # noqa: E402
-from pixelcnn_tf.errors import run_cli  # noqa: E402
+from pixelcnn_tf.errors import import_tensorflow_quietly, run_cli  # noqa: E402
 
 # flag -> (destination in TrainConfig, type); "model." destinations go into the model config.
 FLAGS = {
@@ -76,6 +76,7 @@ def main(argv=None) -> int:
 
 def _main(argv) -> int:
     args = parse_args(argv)
+    import_tensorflow_quietly()
     config = build_config(args)
     from pixelcnn_tf.training import train
 

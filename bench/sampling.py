@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import sys
@@ -9,6 +10,8 @@ import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# The numpy backend's matmuls are small: on a few shared cores one OpenBLAS thread beats several by ~10x.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 BACKENDS = ("keras", "numpy", "onnx", "tflite")
 
@@ -18,8 +21,8 @@ def parse_args(argv):
     parser.add_argument("--preset", default="seed", help="model shape from this preset (random weights); default seed")
     parser.add_argument("--batch-sizes", default="1,144", help="comma-separated batch sizes (default 1,144)")
     parser.add_argument("--backends", default=",".join(BACKENDS), help=f"cached-sampling backends (default {','.join(BACKENDS)})")
-    parser.add_argument("--naive-steps", type=int, default=2, help="timed naive steps, extrapolated to a whole image")
-    parser.add_argument("--forward-repeats", type=int, default=2, help="timed full forward passes per batch size")
+    parser.add_argument("--min-seconds", type=float, default=3.0,
+                        help="time forward passes and naive steps for at least this long (default 3; at least 2 calls)")
     parser.add_argument("--threads", type=int, help="ONNX Runtime / LiteRT threads (default: theirs)")
     parser.add_argument("--json", help="also write the figures here")
     args = parser.parse_args(argv)
@@ -29,19 +32,19 @@ def parse_args(argv):
         parser.error(f"--batch-sizes must be integers, got {args.batch_sizes!r}")
     args.backends = [b for b in args.backends.split(",") if b]
     bad = sorted(set(args.backends) - set(BACKENDS))
-    if bad or min(args.batch_sizes) < 1 or args.naive_steps < 1 or args.forward_repeats < 1:
-        parser.error(f"unknown backend(s) {bad}" if bad else "batch sizes, --naive-steps and --forward-repeats must be positive")
+    if bad or min(args.batch_sizes) < 1 or not args.min_seconds > 0:
+        parser.error(f"unknown backend(s) {bad}" if bad else "batch sizes and --min-seconds must be positive")
     return args
 
 
-def timed(fn, repeats: int = 1, warm_up: bool = True) -> float:
-    """Seconds per call, after one untimed warm-up call (tracing, allocation) unless warm_up is False."""
-    if warm_up:
+def timed(fn, min_seconds: float) -> tuple[float, int]:
+    """(seconds per call, calls timed): one untimed warm-up call, then calls until min_seconds pass (at least 2)."""
+    fn()
+    calls, start = 0, time.perf_counter()
+    while calls < 2 or time.perf_counter() - start < min_seconds:
         fn()
-    start = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    return (time.perf_counter() - start) / repeats
+        calls += 1
+    return (time.perf_counter() - start) / calls, calls
 
 
 def step_fns(backends, model, config, threads, workdir):
@@ -87,9 +90,10 @@ def main(argv=None) -> int:
         "preset": args.preset,
         "model": {"height": m.height, "width": m.width, "channels": m.channels, "levels": m.levels,
                   "num_layers": m.num_layers, "kernel_size": m.kernel_size, "filters": m.filters},
-        "note": f"naive s/image = (time of {args.naive_steps} naive steps) / {args.naive_steps} x {m.dims} steps / batch",
+        "note": f"naive s/image = mean time of a timed naive step x {m.dims} steps / batch (extrapolated)",
         "rows": rows,
         "cpu_count": os.cpu_count(),
+        "openblas_threads": os.environ["OPENBLAS_NUM_THREADS"],
         "gpus": len(tf.config.list_physical_devices("GPU")),
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
@@ -104,6 +108,7 @@ def bench_batch(args, m, logits_fn, fns, batch: int) -> dict:
     """Forward, naive (extrapolated) and cached timings at one batch size; prints its table."""
     import numpy as np
 
+    from pixelcnn_tf.cached import cached_layout
     from serve.cached import sample_cached
     from serve.sampling import draw, uniforms
 
@@ -111,27 +116,28 @@ def bench_batch(args, m, logits_fn, fns, batch: int) -> dict:
     rng = np.random.default_rng(0)
     images = rng.integers(0, m.levels, (batch, *shape)).astype(np.float32)
     labels = rng.integers(0, m.num_classes, batch).astype(np.int32) if m.num_classes else None
-    forward = timed(lambda: logits_fn(images, labels), args.forward_repeats)
+    forward, forward_calls = timed(lambda: logits_fn(images, labels), args.min_seconds)
     u = uniforms(batch, *shape, seed=0)
+    steps = itertools.count()
 
-    def naive_steps():
+    def naive_step():
         # Exactly sample_naive's inner step: a full forward pass, then one sub-pixel drawn.
-        for step in range(args.naive_steps):
-            i, rest = divmod(step, m.width * m.channels)
-            j, c = divmod(rest, m.channels)
-            images[:, i, j, c] = draw(logits_fn(images, labels)[:, i, j, c], u[:, i, j, c])
+        i, rest = divmod(next(steps) % m.dims, m.width * m.channels)  # wraps on tiny models
+        j, c = divmod(rest, m.channels)
+        images[:, i, j, c] = draw(logits_fn(images, labels)[:, i, j, c], u[:, i, j, c])
 
-    naive_image = timed(naive_steps, warm_up=False) / args.naive_steps * m.dims / batch  # extrapolated: x dims steps
+    step_seconds, naive_steps = timed(naive_step, args.min_seconds)
+    naive_image = step_seconds * m.dims / batch  # extrapolated: one image takes dims steps
     row = {
         "batch_size": batch,
         "forward_s_per_image": forward / batch,
         "naive_s_per_image": naive_image,
-        "naive_extrapolated_from_steps": args.naive_steps,
+        "forward_passes_timed": forward_calls,
+        "naive_extrapolated_from_steps": naive_steps,
         "cached": {},
     }
     for backend, fn in fns.items():
-        kwargs = dict(num_images=batch, shape=shape, num_layers=m.num_layers, kernel_size=m.kernel_size,
-                      filters=m.filters, levels=m.levels, labels=labels)
+        kwargs = dict(num_images=batch, shape=shape, labels=labels, **cached_layout(m))
         fn([np.zeros((batch, m.kernel_size // 2 + 1, m.kernel_size, f), np.float32)
             for f in [m.channels] + [m.filters] * (m.num_layers - 1)], labels)  # warm-up (tracing)
         start = time.perf_counter()

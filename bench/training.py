@@ -14,7 +14,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.training")
     parser.add_argument("--preset", default="seed")
     parser.add_argument("--precision", default="float32", choices=["float32", "mixed_bfloat16", "mixed_float16"])
-    parser.add_argument("--steps", type=int, default=10, help="timed steps after 2 warm-up steps")
+    parser.add_argument("--steps", type=int, default=10, help="timed steps")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps first (tracing, allocation)")
     parser.add_argument("--batch-size", type=int, help="default: the preset's")
     parser.add_argument("--json", help="also write the figures here")
     args = parser.parse_args(argv)
@@ -38,7 +39,7 @@ def main(argv=None) -> int:
     if m.num_classes:
         inputs["label"] = tf.constant(rng.integers(0, m.num_classes, batch).astype(np.int32))
     ds = tf.data.Dataset.from_tensors((inputs, tf.constant(targets))).repeat()
-    model.fit(ds, steps_per_epoch=2, epochs=1, verbose=0)  # warm-up: tracing and allocation
+    model.fit(ds, steps_per_epoch=args.warmup, epochs=1, verbose=0)
     start = time.perf_counter()
     model.fit(ds, steps_per_epoch=args.steps, epochs=1, verbose=0)
     seconds = time.perf_counter() - start

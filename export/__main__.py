@@ -10,7 +10,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from pixelcnn_tf.errors import run_cli  # noqa: E402
 
 PROG = "python -m export"
-QUANTIZATIONS = ("float16", "dynamic", "int8")  # export.artifacts.QUANTIZATIONS, without importing TensorFlow for --help
+QUANTIZATIONS = ("float16", "dynamic", "int8")  # write_tflite's variants
 
 
 def quantizations(text: str) -> list[str]:

@@ -14,7 +14,6 @@ SAVED_MODEL_DIR = "saved_model"
 SIGNATURE = "serving_default"
 ONNX_FILE = "model.onnx"
 ONNX_OPSET = 17  # tf2onnx 1.17 refuses opset 19; 17 runs on every onnxruntime since 1.13
-QUANTIZATIONS = ("float16", "dynamic", "int8")
 
 
 class ExportFailed(Exception):
@@ -119,7 +118,10 @@ def write_onnx(directory: str, conditional: bool) -> dict:
 
     import onnxruntime as ort
 
-    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    try:
+        session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime's own exception types: the converter wrote a graph it cannot run
+        raise ExportFailed(f"onnxruntime cannot load the converted {ONNX_FILE}: {str(e).splitlines()[0]}") from None
     inputs, outputs = session.get_inputs(), session.get_outputs()
     if any(isinstance(i.shape[0], int) for i in inputs) or len(outputs) != 1:
         raise ExportFailed(f"{ONNX_FILE}: expected a dynamic batch axis and one output, got {[i.shape for i in inputs]}")

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from export.artifacts import ExportFailed
 from pixelcnn_tf.generation import savedmodel_sampler
+from serve.metadata import ServeError
 from serve.sampler import Sampler
 from serve.sampling import nll_per_image
 
@@ -18,7 +20,10 @@ def artifact_logits_fn(export_dir: str, name: str, entry: dict):
     if entry["kind"] == "saved_model":
         return savedmodel_sampler(export_dir).logits_fn
     # Through serve's own loader: this also proves metadata.json describes the files it sits beside.
-    return Sampler.load(export_dir, backend=name).logits_fn
+    try:
+        return Sampler.load(export_dir, backend=name).logits_fn
+    except ServeError as e:
+        raise ExportFailed(f"serve cannot load the fresh {name} artifact: {e}") from None
 
 
 def parity_report(reference_fn, export_dir: str, meta: dict, images: np.ndarray, labels: np.ndarray | None) -> dict:

@@ -1,6 +1,7 @@
 """tf.data pipelines over tensorflow-datasets: quantized to `levels`, stochastic binarization for levels=2."""
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from dataclasses import dataclass
@@ -54,6 +55,8 @@ def _builder(name: str, data_dir: str | None):
 
     dataset_spec(name)
     data_dir = resolve_data_dir(data_dir)
+    # tfds logs a warning per empty version folder it looks at; the error below says what matters.
+    logging.getLogger("absl").setLevel(logging.ERROR)
     builder = tfds.builder(name, data_dir=data_dir)
     if not builder.is_prepared():
         where = data_dir or "tfds's default data directory"

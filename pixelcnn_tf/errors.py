@@ -1,7 +1,9 @@
 """One error type for bad user input, turned into a single line and exit code 2 by the CLIs."""
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 from typing import Callable
 
 
@@ -19,3 +21,27 @@ def run_cli(main: Callable[[], int | None], prog: str) -> int:
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
+
+
+def import_tensorflow_quietly() -> None:
+    """Import TensorFlow with its C++ start-up chatter (CUDA probes) kept off stderr.
+
+    That chatter is written before TF_CPP_MIN_LOG_LEVEL takes effect, so the CLIs would otherwise print
+    lines about missing GPUs before every message. If the import fails, what it printed is replayed.
+    """
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401
+        except BaseException:
+            os.dup2(saved, 2)
+            capture.seek(0)
+            sys.stderr.write(capture.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)

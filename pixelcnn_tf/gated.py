@@ -20,7 +20,9 @@ def gate_groups(num_features: int, image_channels: int, halves: int = 1) -> np.n
     return np.tile(channel_groups(num_features // halves, image_channels), halves)
 
 
-def row_mask(kernel_width: int, in_features: int, out_features: int, mask_type: str, image_channels: int, halves: int) -> np.ndarray:
+def row_mask(
+    kernel_width: int, in_features: int, out_features: int, mask_type: str, image_channels: int, halves: int
+) -> np.ndarray:
     """The (1, kw, in, out) 0/1 mask of a left-padded row conv: only the last tap (the current pixel) is masked."""
     if mask_type not in ("A", "B"):
         raise ValueError(f"mask_type must be 'A' or 'B', got {mask_type!r}")
@@ -45,7 +47,6 @@ class RowMaskedConv2D(keras.layers.Conv2D):
         kwargs.setdefault("padding", "valid")
         if kwargs["padding"] != "valid":
             raise ValueError("RowMaskedConv2D needs padding='valid' on a left-padded input")
-        kwargs.pop("kernel_size", None)
         super().__init__(filters, (1, int(kernel_width)), **kwargs)
         if mask_type not in ("A", "B"):
             raise ValueError(f"mask_type must be 'A' or 'B', got {mask_type!r}")

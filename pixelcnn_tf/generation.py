@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from pixelcnn_tf.png import write_png  # noqa: F401  re-exported: it lived here first
 from serve import ModelSpec, Sampler
 from serve.metadata import artifact, read_metadata, spec_of
 from serve.sampling import LogitsFn

@@ -56,11 +56,13 @@ def plot(run_dir: str, rows: list[dict]) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     epochs = [int(r["epoch"]) for r in rows]
     fig, ax = plt.subplots(figsize=(5, 3.5), dpi=100)
     ax.plot(epochs, [float(r["train_bits_per_dim"]) for r in rows], "o-", label="train")
     ax.plot(epochs, [float(r["test_bits_per_dim"]) for r in rows], "s-", label="test")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("NLL (bits/dim)")
     ax.set_title(os.path.basename(os.path.normpath(run_dir)))

@@ -119,8 +119,9 @@ def train(
         AtomicCheckpoint(run_dir),
         LossTable(run_dir, config.model.dims),
     ] + list(extra_callbacks or [])
+    # shuffle=False: the tf.data pipeline already shuffles (Keras would only warn).
     history = model.fit(
-        train_ds, validation_data=test_ds, epochs=config.epochs, callbacks=callbacks, verbose=verbose
+        train_ds, validation_data=test_ds, epochs=config.epochs, callbacks=callbacks, verbose=verbose, shuffle=False
     )
     losses = history.history.get("loss", [])
     if not all(math.isfinite(value) for value in losses):

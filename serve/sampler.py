@@ -61,6 +61,8 @@ class Sampler:
         """Negative log-likelihood in nats of each image (N, H, W, C) of level indices, as float64 (N,)."""
         images = self.check_images(images)
         labels = check_labels(labels, len(images), self.spec.num_classes)
+        if batch_size < 1:
+            raise SamplingError(f"batch_size must be positive, got {batch_size!r}")
         scores = []
         for start in range(0, len(images), batch_size):
             batch = images[start : start + batch_size]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from serve.cached import StepFn
+from serve.sampling import SamplingError
 
 LABEL = "label"
 LOGITS = "logits"
@@ -13,7 +14,7 @@ def _feeds(windows, labels, conditional: bool) -> dict:
     feeds = {f"window_{index}": np.ascontiguousarray(window, np.float32) for index, window in enumerate(windows)}
     if conditional:
         if labels is None:
-            raise ValueError("this step model is class-conditional: it needs labels")
+            raise SamplingError("this step model is class-conditional: it needs labels")
         feeds[LABEL] = np.ascontiguousarray(labels, np.int32)
     return feeds
 

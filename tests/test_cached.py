@@ -10,10 +10,17 @@ import keras
 import numpy as np
 import pytest
 
-from pixelcnn_tf.cached import build_step_model, export_step_model, fold_step_params, keras_step_fn
+from pixelcnn_tf.cached import (
+    build_step_model,
+    cached_layout,
+    export_step_model,
+    fold_step_params,
+    keras_cached_sampler,
+    keras_step_fn,
+)
 from pixelcnn_tf.config import ModelConfig
 from pixelcnn_tf.errors import UserError
-from pixelcnn_tf.generation import keras_logits_fn
+from pixelcnn_tf.generation import keras_logits_fn, keras_sampler
 from pixelcnn_tf.model import build_model
 from serve.cached import new_caches, numpy_step_fn, sample_cached
 from serve.sampling import SamplingError, sample_naive
@@ -55,7 +62,7 @@ def sampling_kwargs(config: ModelConfig, num_images: int, seed: int = 3) -> dict
 
 
 def cached_kwargs(config: ModelConfig) -> dict:
-    return dict(num_layers=config.num_layers, kernel_size=config.kernel_size, filters=config.filters, levels=config.levels)
+    return cached_layout(config)
 
 
 def recording(step_fn, log: list):
@@ -149,9 +156,21 @@ def test_briefly_trained_model_samples_the_same():
     assert (naive == cached).mean() >= 0.999
 
 
-def test_batches_draw_the_same_images_as_one_batch():
+def test_cached_sampler_is_a_drop_in_for_the_keras_sampler():
     config = tiny_config(3, 4)
-    params = fold_step_params(randomize_moderate(build_model(config)), config)
+    model = randomize_moderate(build_model(config))
+    naive, cached = keras_sampler(model, config), keras_cached_sampler(model, config)
+    assert cached.spec == naive.spec
+    for kwargs in ({"labels": 2, "seed": 7}, {"labels": [0, 1, 3], "batch_size": 2, "temperature": 0.8}):
+        np.testing.assert_array_equal(cached.sample(3, **kwargs), naive.sample(3, **kwargs))
+    with pytest.raises(SamplingError, match="class-conditional"):
+        cached.sample(2)
+
+
+def test_batches_draw_the_same_images_as_one_batch(tmp_path):
+    config = tiny_config(3, 4)
+    np.savez(tmp_path / "step.npz", **fold_step_params(randomize_moderate(build_model(config)), config))
+    params = np.load(tmp_path / "step.npz")  # the TensorFlow-free fallback's file
     kwargs = sampling_kwargs(config, num_images=5)
     whole = sample_cached(numpy_step_fn(params), **kwargs, **cached_kwargs(config))
     counted = []
@@ -222,6 +241,25 @@ def test_mismatched_step_function_is_an_error():
     conditional_params = fold_step_params(build_model(conditional), conditional)
     with pytest.raises(SamplingError, match="needs labels"):
         sample_cached(numpy_step_fn(conditional_params), **kwargs, **cached_kwargs(conditional))
+    with pytest.raises(SamplingError, match=r"labels must have shape \(1,\)"):
+        sample_cached(numpy_step_fn(conditional_params), **(kwargs | {"labels": [0, 1]}), **cached_kwargs(conditional))
+
+
+def test_step_model_is_float32_under_a_mixed_precision_policy():
+    config = tiny_config(3, 4)
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        model = randomize_moderate(build_model(config))
+        step_model = build_step_model(model, config)
+    finally:
+        keras.config.set_dtype_policy("float32")
+    assert {layer.compute_dtype for layer in step_model.layers if layer.weights} == {"float32"}
+    rng = np.random.default_rng(0)
+    windows = [rng.integers(0, 8, (4, 2, 3, 3)).astype(np.float32)] + [rng.random((4, 2, 3, 12), np.float32)] * 2
+    labels = np.arange(4, dtype=np.int32)
+    _, logits = keras_step_fn(step_model)(windows, labels)
+    _, expected = numpy_step_fn(fold_step_params(model, config))(windows, labels)
+    np.testing.assert_allclose(logits, expected, atol=1e-4)
 
 
 def test_only_the_seed_architecture_is_cached():

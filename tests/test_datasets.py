@@ -50,7 +50,8 @@ def test_cifar10_gated_conditional_train_checkpoint_generate(mock_tfds, tmp_path
 
     from pixelcnn_tf.checkpoints import load_checkpoint
 
-    flags = ["--dataset", "cifar10", "--architecture", "gated", "--conditional", "--save-path", str(tmp_path), "--run-name", "rgb"]
+    flags = ["--dataset", "cifar10", "--architecture", "gated", "--conditional"]
+    flags += ["--save-path", str(tmp_path), "--run-name", "rgb"]
     assert train.main(TINY + flags) == 0
     run_dir = os.path.join(str(tmp_path), "rgb")
     with open(os.path.join(run_dir, "config.json")) as f:

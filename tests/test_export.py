@@ -157,3 +157,24 @@ def test_roles_find_decorated_names():
     }
     with pytest.raises(export_artifacts.ExportFailed, match="cannot tell the label"):
         export_artifacts._roles(["serving_default_image:0"], True, "m")
+
+
+def test_mixed_precision_checkpoints_export_in_float32():
+    import keras
+
+    from export.build import float32_model
+    from pixelcnn_tf.config import TrainConfig
+    from pixelcnn_tf.model import build_model
+
+    config = TrainConfig()
+    config.model.num_layers, config.model.filters, config.model.kernel_size, config.model.levels = 2, 8, 3, 4
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        mixed = build_model(config.model)
+    finally:
+        keras.config.set_dtype_policy("float32")
+    clone = float32_model(mixed, config)
+    assert {layer.dtype_policy.name for layer in clone.layers} == {"float32"}
+    for a, b in zip(mixed.get_weights(), clone.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert float32_model(clone, config) is clone  # already float32: used as it is

@@ -126,7 +126,9 @@ def test_row_mask_and_gate_groups():
 
 
 def test_gated_structure_and_labels_change_logits():
-    config = ModelConfig(architecture="gated", height=6, width=6, levels=4, num_layers=3, kernel_size=5, filters=8, num_classes=10)
+    config = ModelConfig(
+        architecture="gated", height=6, width=6, levels=4, num_layers=3, kernel_size=5, filters=8, num_classes=10
+    )
     model = randomize(build_model(config))
     rows = [layer for layer in model.layers if isinstance(layer, RowMaskedConv2D)]
     assert model.name == "gated_pixelcnn" and model.output.shape[1:] == (6, 6, 1, 4)
@@ -150,8 +152,12 @@ def test_layers_get_config_round_trip():
 
 
 def test_gated_keras_save_load_identical_logits(tmp_path):
-    config = ModelConfig(architecture="gated", height=6, width=6, channels=3, levels=8, num_layers=2, kernel_size=3, filters=18, num_classes=4)
+    config = ModelConfig(
+        architecture="gated", height=6, width=6, channels=3, levels=8, num_layers=2, kernel_size=3, filters=18, num_classes=4
+    )
     model = randomize(build_model(config))
+    rebuilt = keras.Model.from_config(model.get_config())
+    assert [layer.get_config() for layer in rebuilt.layers] == [layer.get_config() for layer in model.layers]
     path = str(tmp_path / "m.keras")
     model.save(path)
     restored = keras.models.load_model(path, compile=False)
@@ -160,11 +166,12 @@ def test_gated_keras_save_load_identical_logits(tmp_path):
 
 
 def test_load_checkpoint_registers_gated_layers_in_a_fresh_process(tmp_path):
-    config = TrainConfig(model=ModelConfig(architecture="gated", height=28, width=28, levels=2, num_layers=1, kernel_size=3, filters=4))
+    config = TrainConfig(model=ModelConfig(architecture="gated", levels=2, num_layers=1, kernel_size=3, filters=4))
     save_config(config, str(tmp_path))
     save_model(build_model(config.model), str(tmp_path))
     code = "from pixelcnn_tf.checkpoints import load_checkpoint; import sys; print(load_checkpoint(sys.argv[1])[0].name)"
-    result = subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    command = [sys.executable, "-c", code, str(tmp_path)]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "gated_pixelcnn"
 
@@ -172,7 +179,9 @@ def test_load_checkpoint_registers_gated_layers_in_a_fresh_process(tmp_path):
 def test_gated_model_converts_to_tflite_builtins(tmp_path):
     import tensorflow as tf
 
-    config = ModelConfig(architecture="gated", height=5, width=5, channels=3, levels=4, num_layers=2, kernel_size=3, filters=6, num_classes=3)
+    config = ModelConfig(
+        architecture="gated", height=5, width=5, channels=3, levels=4, num_layers=2, kernel_size=3, filters=6, num_classes=3
+    )
     model = randomize(build_model(config))
     model.export(str(tmp_path / "saved"), verbose=False)
     converter = tf.lite.TFLiteConverter.from_saved_model(str(tmp_path / "saved"))
@@ -183,3 +192,12 @@ def test_gated_model_converts_to_tflite_builtins(tmp_path):
     images = np.random.default_rng(3).integers(0, 4, (1, 5, 5, 3)).astype(np.float32)
     (out,) = runner(image=images, label=np.array([2], np.int32)).values()
     np.testing.assert_allclose(out, logits_of(model, images, [2]), atol=1e-5)
+
+
+def test_gated_mnist_preset_builds_a_binarized_gated_model():
+    import train
+
+    config = train.build_config(train.parse_args(["--preset", "gated_mnist"]))
+    assert (config.model.architecture, config.model.levels, config.dataset) == ("gated", 2, "mnist")
+    model = build_model(config.model)
+    assert model.name == "gated_pixelcnn" and model.output.shape[1:] == (28, 28, 1, 2)

@@ -126,3 +126,15 @@ def test_keras_save_load_gives_identical_logits(tmp_path):
     restored = keras.models.load_model(path, compile=False)
     images = np.random.default_rng(2).integers(0, 8, (3, 6, 6, 3))
     np.testing.assert_array_equal(logits_of(model, images, [0, 1, 3]), logits_of(restored, images, [0, 1, 3]))
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision_keeps_logits_float32(policy):
+    keras.config.set_dtype_policy(policy)
+    try:
+        model = build_model(ModelConfig(height=5, width=5, num_layers=2, kernel_size=3, filters=8, levels=4))
+        assert model.get_layer("masked_conv_1").compute_dtype == policy.split("_")[1]
+        assert model.output.dtype == "float32"
+        assert logits_of(model, np.zeros((1, 5, 5, 1))).dtype == np.float32
+    finally:
+        keras.config.set_dtype_policy("float32")
