@@ -11,7 +11,7 @@ from pixelcnn_tf.errors import UserError, import_tensorflow_quietly, run_cli  # 
 
 
 TENSORFLOW_BACKENDS = ("keras", "savedmodel")
-BACKENDS = TENSORFLOW_BACKENDS + ("onnx", "tflite", "tflite_float16", "tflite_dynamic", "tflite_int8")
+BACKENDS = TENSORFLOW_BACKENDS + ("onnx", "tflite", "tflite_float16", "tflite_dynamic", "tflite_int8", "numpy")
 
 
 def parse_args(argv):
@@ -27,7 +27,15 @@ def parse_args(argv):
         "--backend",
         choices=BACKENDS,
         help="keras (a checkpoint; default there), or for an export directory: onnx (default there), tflite, "
-        "a quantized tflite_float16/tflite_dynamic/tflite_int8, or savedmodel (keras = savedmodel there)",
+        "a quantized tflite_float16/tflite_dynamic/tflite_int8, numpy (the step model, cached only) or savedmodel "
+        "(keras = savedmodel there)",
+    )
+    parser.add_argument(
+        "--sampler",
+        choices=("cached", "naive"),
+        default="cached",
+        help="cached (default): one step-model call per sub-pixel, the same images as naive (one full forward pass per "
+        "sub-pixel) much faster; falls back to naive, with a note, where there is no step model (gated, quantized tflite)",
     )
     parser.add_argument("--out", default="sample.png", help="output PNG (default sample.png)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -63,11 +71,16 @@ def check_output_path(path: str) -> None:
         raise UserError(f"--out must name a .png file, got {path}")
 
 
-def load_sampler(path: str | None, backend: str | None):
-    """(Sampler, source) for a checkpoint (keras) or an export directory (savedmodel, onnx, tflite...)."""
-    from serve import Sampler
-    from serve.metadata import is_export_dir
+def load_sampler(path: str | None, backend: str | None, sampler: str = "naive"):
+    """(Sampler, source, note) for a checkpoint (keras) or an export directory (savedmodel, onnx, tflite, numpy...).
 
+    sampler 'cached' falls back to naive where the model or backend has no step model; note then says so (else None).
+    """
+    from serve import Sampler
+    from serve.metadata import is_export_dir, read_metadata
+    from serve.step_runtimes import step_artifact
+
+    fallback = None
     if not (path and is_export_dir(path)):
         backend = backend or "keras"
         import_tensorflow_quietly()
@@ -80,21 +93,39 @@ def load_sampler(path: str | None, backend: str | None):
         from pixelcnn_tf.generation import keras_sampler
 
         model, config, run_dir = load_checkpoint(path)
-        return keras_sampler(model, config.model), run_dir
+        if sampler == "cached" and config.model.architecture == "pixelcnn":
+            from pixelcnn_tf.cached import keras_cached_sampler
+
+            return keras_cached_sampler(model, config.model), run_dir, None
+        if sampler == "cached":
+            fallback = f"the {config.model.architecture} architecture has no step model"
+        return keras_sampler(model, config.model), run_dir, _note(fallback)
     backend = backend or "onnx"
     if backend in TENSORFLOW_BACKENDS:
         import_tensorflow_quietly()
         # An export holds no .keras file: both TensorFlow backends run its SavedModel's serving signature.
         from pixelcnn_tf.generation import savedmodel_sampler
 
-        return savedmodel_sampler(path), path
-    return Sampler.load(path, backend), path
+        if sampler == "cached":
+            fallback = f"--backend {backend} of an export has no step model (onnx, tflite and numpy have)"
+        return savedmodel_sampler(path), path, _note(fallback)
+    if sampler == "cached" and not step_artifact(read_metadata(path), backend):
+        fallback, sampler = f"{path} has no step model for --backend {backend}", "naive"
+    return Sampler.load(path, backend, sampler=sampler), path, _note(fallback)
+
+
+def _note(reason: str | None) -> str | None:
+    return f"generate.py: note: {reason}; sampling naively (the same images, slower)" if reason else None
 
 
 def _main(argv) -> int:
     import math
 
     args = parse_args(argv)
+    if args.backend == "numpy":
+        # The cached numpy step is many small matmuls: one BLAS thread is ~10x faster than several.
+        # Only effective before numpy is first imported, which the CLI has not done yet.
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     settings = {"load_path": None, "num_images": 144, "image_size": None}
     if args.config:
         from pixelcnn_tf.ini import read_generate_ini
@@ -113,9 +144,11 @@ def _main(argv) -> int:
 
     try:
         check_request(num_images, args.temperature, args.batch_size)  # before minutes of model loading
-        sampler, source = load_sampler(checkpoint, args.backend)
+        sampler, source, note = load_sampler(checkpoint, args.backend, args.sampler)
     except (SamplingError, ServeError) as e:
         raise UserError(str(e)) from None
+    if note:
+        print(note, file=sys.stderr)
     m = sampler.spec
     if settings["image_size"] is not None and settings["image_size"] != m.height:
         raise UserError(f"images_size = {settings['image_size']} but the checkpoint draws {m.height}x{m.width} images")
@@ -145,7 +178,7 @@ def _main(argv) -> int:
         if progress:
             bar.close()
     write_png(to_grid(images, m.levels, columns), args.out)
-    print(f"wrote {num_images} samples from {source} ({sampler.backend}) to {args.out}")
+    print(f"wrote {num_images} samples from {source} ({sampler.backend}) with {sampler.sampler} sampling to {args.out}")
     return 0
 
 

@@ -39,9 +39,9 @@ def main(argv=None) -> int:
     if m.num_classes:
         inputs["label"] = tf.constant(rng.integers(0, m.num_classes, batch).astype(np.int32))
     ds = tf.data.Dataset.from_tensors((inputs, tf.constant(targets))).repeat()
-    model.fit(ds, steps_per_epoch=args.warmup, epochs=1, verbose=0)
+    model.fit(ds, steps_per_epoch=args.warmup, epochs=1, verbose=0, shuffle=False)
     start = time.perf_counter()
-    model.fit(ds, steps_per_epoch=args.steps, epochs=1, verbose=0)
+    model.fit(ds, steps_per_epoch=args.steps, epochs=1, verbose=0, shuffle=False)
     seconds = time.perf_counter() - start
     result = {
         "preset": args.preset,

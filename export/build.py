@@ -11,6 +11,7 @@ import keras
 import pixelcnn_tf
 from export.artifacts import ExportFailed, representative_dataset, write_onnx, write_saved_model, write_tflite
 from export.parity import format_report, parity_report
+from export.step import step_parity, write_step
 from pixelcnn_tf import data
 from pixelcnn_tf.checkpoints import MODEL_FILE, load_checkpoint
 from pixelcnn_tf.config import TrainConfig, to_dict
@@ -57,7 +58,7 @@ def write_json(path: str, value: dict) -> None:
         f.write("\n")
 
 
-def metadata(config: TrainConfig, run_dir: str, artifacts: dict) -> dict:
+def metadata(config: TrainConfig, run_dir: str, artifacts: dict, step: dict | None) -> dict:
     m = config.model
     for entry in artifacts.values():
         entry["runtime"] = RUNTIMES[entry["kind"]]
@@ -80,6 +81,8 @@ def metadata(config: TrainConfig, run_dir: str, artifacts: dict) -> dict:
         "source": {"checkpoint": os.path.abspath(run_dir), "model_sha256": file_sha256(os.path.join(run_dir, MODEL_FILE))},
         "pixelcnn_tf_version": pixelcnn_tf.__version__,
         "artifacts": artifacts,
+        # Cached sampling's one-position model (export/step.py); null for an architecture that has none.
+        "step": step,
     }
 
 
@@ -100,12 +103,15 @@ def build(model, config: TrainConfig, run_dir: str, directory: str, quantize, pa
             images, labels = load("train", calibration_images)
             representative = representative_dataset(images, labels if conditional else None)
         artifacts[f"tflite_{quantization}"] = write_tflite(directory, conditional, quantization, representative)
-    meta = metadata(config, run_dir, artifacts)
+    step = write_step(model, config.model, directory, log)
+    meta = metadata(config, run_dir, artifacts, step)
     write_json(os.path.join(directory, METADATA_FILE), meta)
 
     images, labels = load("test", parity_images)
     labels = labels if conditional else None
     report = parity_report(keras_logits_fn(model, conditional), directory, meta, images, labels)
+    report["step"] = step_parity(model, config.model, directory, meta, images, labels)
+    report["ok"] = report["ok"] and all(row["ok"] for row in ((report["step"] or {}).get("artifacts") or {}).values())
     report["dataset"] = config.dataset
     write_json(os.path.join(directory, PARITY_FILE), report)
     log(format_report(report, config.dataset))
@@ -138,7 +144,9 @@ def export_checkpoint(checkpoint, out: str, quantize=(), overwrite=False, parity
         model = float32_model(model, config)
         report = build(model, config, run_dir, directory, quantize, parity_images, calibration_images, log)
         if not report["ok"]:
-            failed = [f"{name} {row['max_abs_logit_diff']:.2e} > {row['tolerance']:.0e}" for name, row in report["artifacts"].items() if not row.get("ok", True)]
+            rows = list(report["artifacts"].items())
+            rows += [(f"step {name}", row) for name, row in ((report["step"] or {}).get("artifacts") or {}).items()]
+            failed = [f"{name} {row['max_abs_logit_diff']:.2e} > {row['tolerance']:.1e}" for name, row in rows if not row.get("ok", True)]
             raise ExportFailed(f"parity check failed (max |Δlogit|): {', '.join(failed)}")
         publish(directory, out, overwrite)
     finally:

@@ -21,7 +21,7 @@ def artifact_logits_fn(export_dir: str, name: str, entry: dict):
         return savedmodel_sampler(export_dir).logits_fn
     # Through serve's own loader: this also proves metadata.json describes the files it sits beside.
     try:
-        return Sampler.load(export_dir, backend=name).logits_fn
+        return Sampler.load(export_dir, backend=name, sampler="naive").logits_fn
     except ServeError as e:
         raise ExportFailed(f"serve cannot load the fresh {name} artifact: {e}") from None
 
@@ -67,4 +67,10 @@ def format_report(report: dict, dataset: str) -> str:
         else:
             line += f"  NLL {row['nll_change_vs_float32']:+.4f} nats/image vs float32 tflite"
         lines.append(line)
+    step = report.get("step")
+    if step:
+        lines.append(f"step model at all {step['positions']} positions of {step['images']} images (logit scale {step['logit_scale']:.1f}):")
+        for name, row in step["artifacts"].items():
+            lines.append(f"  step {name:<10} max|Δlogit| {row['max_abs_logit_diff']:.2e}  (limit {row['tolerance']:.1e})  "
+                         f"{'ok' if row['ok'] else 'FAILED'}")
     return "\n".join(lines)

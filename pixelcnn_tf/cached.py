@@ -193,7 +193,7 @@ def keras_cached_sampler(model: keras.Model, config: ModelConfig, jit_compile: b
     """A Sampler-compatible cached sampler over a Keras checkpoint (what `generate.py --sampler cached` needs)."""
     spec = ModelSpec(config.height, config.width, config.channels, config.levels, config.num_classes)
     step_fn = keras_step_fn(build_step_model(model, config), jit_compile=jit_compile)
-    return CachedSampler(step_fn, spec, cached_layout(config), "keras-cached")
+    return CachedSampler(step_fn, spec, cached_layout(config), "keras")
 
 
 def export_step_model(step_model: keras.Model, out_dir: str, formats=("tflite", "onnx")) -> dict:

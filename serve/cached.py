@@ -101,6 +101,8 @@ class CachedSampler:
     layout: num_layers, kernel_size, filters, levels of the seed model (pixelcnn_tf.cached.cached_layout).
     """
 
+    sampler = "cached"  # what serve.Sampler.sampler says of itself: generate.py reports it
+
     def __init__(self, step_fn: StepFn, spec: ModelSpec, layout: dict, backend: str = "custom"):
         if layout.get("levels") != spec.levels:
             raise SamplingError(f"layout levels {layout.get('levels')} differ from the model's {spec.levels}")

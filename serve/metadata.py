@@ -10,7 +10,7 @@ METADATA_FILE = "metadata.json"
 FORMAT = "pixelcnn-tf-export"
 FORMAT_VERSION = 1
 # Artifact kind -> the runtime that executes it; serve runs the first two, the TensorFlow side the last.
-RUNTIMES = {"onnx": "onnxruntime", "tflite": "litert", "saved_model": "tensorflow"}
+RUNTIMES = {"onnx": "onnxruntime", "tflite": "litert", "saved_model": "tensorflow", "npz": "numpy"}
 
 
 class ServeError(ValueError):
@@ -86,7 +86,11 @@ def artifact(meta: dict, export_dir: str, name: str) -> tuple[dict, str]:
     entries = meta["artifacts"]
     if name not in entries:
         raise ServeError(f"export {export_dir} has no {name!r} artifact; it has {', '.join(sorted(entries))}")
-    entry = entries[name]
+    return entries[name], checked_path(entries[name], export_dir, name)
+
+
+def checked_path(entry: dict, export_dir: str, name: str) -> str:
+    """The path of a metadata file entry, checked to exist with the recorded size and sha256."""
     path = os.path.join(export_dir, entry.get("path", ""))
     if not entry.get("path") or not os.path.exists(path):
         raise ServeError(f"export {export_dir} is missing {entry.get('path') or name} (listed in {METADATA_FILE})")
@@ -96,4 +100,4 @@ def artifact(meta: dict, export_dir: str, name: str) -> tuple[dict, str]:
             raise ServeError(f"{path} has {os.path.getsize(path)} bytes, {METADATA_FILE} says {entry['bytes']}: damaged or from another export")
         if "sha256" in entry and file_sha256(path) != entry["sha256"]:
             raise ServeError(f"{path} does not match the sha256 in {METADATA_FILE}: damaged or from another export")
-    return entry, path
+    return path

@@ -1,4 +1,4 @@
-"""One sampler over any logits function: Sampler.load(export_dir, backend) for onnxruntime or LiteRT exports."""
+"""One sampler over any logits function: Sampler.load(export_dir, backend, sampler=...) for onnxruntime, LiteRT or numpy."""
 from __future__ import annotations
 
 from typing import Callable
@@ -6,8 +6,13 @@ from typing import Callable
 import numpy as np
 
 from serve.metadata import ModelSpec, ServeError, artifact, read_metadata, spec_of
+from serve.cached import StepFn, sample_cached
 from serve.runtimes import LOADERS
 from serve.sampling import LogitsFn, SamplingError, check_labels, check_request, nll_per_image, sample_naive
+from serve.step_runtimes import load_step_fn, step_artifact
+
+SAMPLERS = ("cached", "naive")
+STEP_ONLY = "numpy"  # a backend with a step model (step_params.npz) and no full model: cached sampling only
 
 SCORE_BATCH = 256  # images per forward pass in nll(): bounds memory, the result does not depend on it
 
@@ -15,24 +20,46 @@ SCORE_BATCH = 256  # images per forward pass in nll(): bounds memory, the result
 class Sampler:
     """Draws and scores images with the shared numpy loop, so one seed gives the same draws on every backend."""
 
-    def __init__(self, logits_fn: LogitsFn, spec: ModelSpec, backend: str = "custom", metadata: dict | None = None):
+    def __init__(self, logits_fn: LogitsFn | None, spec: ModelSpec, backend: str = "custom", metadata: dict | None = None,
+                 step_fn: StepFn | None = None, layout: dict | None = None):
+        """step_fn and layout (serve.cached) make sample() cached; logits_fn (None: no full model) serves nll()."""
         self.logits_fn = logits_fn
         self.spec = spec
         self.backend = backend
         self.metadata = metadata or {}
+        self.step_fn, self.layout = step_fn, dict(layout or {})
+        self.sampler = "cached" if step_fn else "naive"
 
     @classmethod
-    def load(cls, export_dir: str, backend: str = "onnx", num_threads: int | None = None) -> "Sampler":
-        """Open one artifact of an export: backend is 'onnx', 'tflite' or a variant such as 'tflite_int8'."""
+    def load(cls, export_dir: str, backend: str = "onnx", num_threads: int | None = None, sampler: str | None = None) -> "Sampler":
+        """Open one backend of an export: 'onnx', 'tflite', a variant such as 'tflite_int8', or 'numpy' (cached only).
+
+        sampler: 'cached' (one step-model call per sub-pixel), 'naive' (one full forward pass per sub-pixel) or
+        None: cached when the export has a step model for backend. Quantized TFLite variants have none: naive.
+        nll() and log_prob() always use the full model (one forward pass per image batch).
+        """
         if num_threads is not None and (not isinstance(num_threads, int) or num_threads < 1):
             raise ServeError(f"num_threads must be a positive integer, got {num_threads!r}")
+        if sampler is not None and sampler not in SAMPLERS:
+            raise ServeError(f"sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
         meta = read_metadata(export_dir)
         spec = spec_of(meta)
         servable = sorted(name for name, entry in meta["artifacts"].items() if entry.get("kind") in LOADERS)
-        if backend not in meta["artifacts"] or meta["artifacts"][backend].get("kind") not in LOADERS:
+        if step_artifact(meta, STEP_ONLY):
+            servable.append(STEP_ONLY)
+        if backend not in servable:
             raise ServeError(f"unknown backend {backend!r} for {export_dir}; choose one of {', '.join(servable) or '(none)'}")
-        entry, path = artifact(meta, export_dir, backend)
-        return cls(LOADERS[entry["kind"]](path, entry, spec, num_threads), spec, backend, meta)
+        if sampler is None:
+            sampler = "cached" if step_artifact(meta, backend) else "naive"
+        if backend == STEP_ONLY and sampler == "naive":
+            raise ServeError("the numpy backend samples with the step model only; use sampler='cached'")
+        logits_fn = None
+        if backend != STEP_ONLY:
+            # Loaded even for cached sampling: nll() needs it, and a damaged file is better refused now than later.
+            entry, path = artifact(meta, export_dir, backend)
+            logits_fn = LOADERS[entry["kind"]](path, entry, spec, num_threads)
+        step_fn, layout = load_step_fn(meta, export_dir, backend, spec, num_threads) if sampler == "cached" else (None, None)
+        return cls(logits_fn, spec, backend, meta, step_fn, layout)
 
     def sample(
         self,
@@ -46,6 +73,9 @@ class Sampler:
         """uint8 level indices (N, H, W, C); labels: one class for all, or one per image (conditional models)."""
         check_request(num_images, temperature, batch_size)
         labels = check_labels(labels, num_images, self.spec.num_classes)
+        if self.step_fn:
+            return sample_cached(self.step_fn, num_images=num_images, shape=self.spec.shape, seed=seed, temperature=temperature,
+                                 batch_size=batch_size, labels=labels, progress=progress, **self.layout)
         return sample_naive(
             self.logits_fn,
             num_images=num_images,
@@ -59,6 +89,8 @@ class Sampler:
 
     def nll(self, images, labels=None, batch_size: int = SCORE_BATCH) -> np.ndarray:
         """Negative log-likelihood in nats of each image (N, H, W, C) of level indices, as float64 (N,)."""
+        if self.logits_fn is None:
+            raise ServeError(f"the {self.backend} backend has no full model to score images; use onnx or tflite")
         images = self.check_images(images)
         labels = check_labels(labels, len(images), self.spec.num_classes)
         if batch_size < 1:

@@ -18,6 +18,7 @@ from pixelcnn_tf.data import load_arrays
 from pixelcnn_tf.generation import keras_logits_fn, savedmodel_sampler
 from serve import Sampler
 from serve.metadata import file_sha256
+from test_cached_export import fake_step_export
 
 # Per-backend limits on max |Δlogit| vs Keras, as the exporter enforces them. SavedModel runs the very
 # same TF kernels, ONNX the same float32 math in onnxruntime: both within rounding. TFLite folds
@@ -106,6 +107,7 @@ def test_parity_failure_leaves_the_old_export_alone(tiny_run, tiny_export, tmp_p
     shutil.copytree(tiny_export, out)
     before = sorted(os.listdir(out))
     monkeypatch.setattr("export.build.write_onnx", fake_onnx(tiny_export))
+    monkeypatch.setattr("export.step.export_step_model", fake_step_export(tiny_export))
     monkeypatch.setitem(export_parity.TOLERANCES, "onnx", -1.0)  # no difference can pass: parity must fail
     code = export_cli.main(["--checkpoint", tiny_run, "--out", str(out), "--overwrite", "--parity-images", "2"])
     assert code == 1
@@ -119,6 +121,7 @@ def test_overwrite_replaces_an_export(tiny_run, tiny_export, tmp_path, monkeypat
     shutil.copytree(tiny_export, out)
     (out / "stale.txt").write_text("from the old export")
     monkeypatch.setattr("export.build.write_onnx", fake_onnx(tiny_export))
+    monkeypatch.setattr("export.step.export_step_model", fake_step_export(tiny_export))
     assert export_cli.main(["--checkpoint", tiny_run, "--out", str(out), "--overwrite", "--parity-images", "2"]) == 0
     assert not (out / "stale.txt").exists() and (out / "metadata.json").is_file()
     assert json.load(open(out / "parity.json"))["images"] == 2

@@ -91,9 +91,13 @@ except ImportError:
 from serve import Sampler
 out = {}
 for backend in ("onnx", "tflite"):
-    sampler = Sampler.load(sys.argv[1], backend)
+    sampler = Sampler.load(sys.argv[1], backend, sampler="naive")
     images = sampler.sample(2, seed=5)
     out[backend] = {"images": images.tolist(), "nll": sampler.nll(images).tolist()}
+for backend in ("onnx", "tflite", "numpy"):  # cached sampling: the step models, still no TensorFlow
+    sampler = Sampler.load(sys.argv[1], backend, sampler="cached")
+    assert sampler.sampler == "cached"
+    out[backend + "_cached"] = {"images": sampler.sample(2, seed=5).tolist()}
 assert not [m for m in sys.modules if m.split(".")[0] in BLOCKED]
 print(json.dumps(out))
 """
@@ -108,6 +112,8 @@ def test_serve_samples_and_scores_without_tensorflow(tiny_export):
         sampler = Sampler.load(tiny_export, backend)
         np.testing.assert_array_equal(np.asarray(out[backend]["images"]), sampler.sample(2, seed=5))
         assert np.all(np.isfinite(out[backend]["nll"])) and min(out[backend]["nll"]) > 0
+    for backend in ("onnx", "tflite", "numpy"):
+        np.testing.assert_array_equal(np.asarray(out[backend + "_cached"]["images"]), np.asarray(out["onnx"]["images"]))
 
 
 @pytest.mark.parametrize("backend", ["onnx", "tflite"])

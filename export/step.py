@@ -1,0 +1,107 @@
+"""The export's step model (cached sampling): step/model.onnx, step/model.tflite, step/step_params.npz, and their parity."""
+from __future__ import annotations
+
+import os
+import shutil
+
+import keras
+import numpy as np
+
+from export.artifacts import ExportFailed
+from pixelcnn_tf.cached import build_step_model, cached_layout, export_step_model, fold_step_params
+from pixelcnn_tf.config import ModelConfig
+from serve.cached import new_caches
+from serve.metadata import RUNTIMES, ServeError, file_sha256, spec_of
+from serve.step_runtimes import load_step_fn
+
+STEP_DIR = "step"
+FILES = {"onnx": "model.onnx", "tflite": "model.tflite", "numpy": "step_params.npz"}
+KINDS = {"onnx": "onnx", "tflite": "tflite", "numpy": "npz"}
+# Limits on max |Δlogit| vs the full Keras model, times max(1, max |logit|): the step model sums the same
+# products in another order (BatchNorm folded into the weights, flattened windows, float64 folding rounded
+# to float32), so its rounding error grows with the logits' size; for logits of order 1 the limits are the
+# full model's (ONNX and numpy: same float32 math, 1e-4; TFLite: XNNPACK's reordered sums, 1e-3).
+TOLERANCES = {"onnx": 1e-4, "tflite": 1e-3, "numpy": 1e-4}
+ROWS_PER_CALL = 4096  # positions per step-model call in the parity check: bounds the runtimes' buffers
+PARITY_IMAGES = 2  # every position of each: all the step model's code paths; the full model's check takes more
+
+
+def _entry(name: str, directory: str, **extra) -> dict:
+    relative = f"{STEP_DIR}/{FILES[name]}"
+    path = os.path.join(directory, relative)
+    return {"kind": KINDS[name], "runtime": RUNTIMES[KINDS[name]], "path": relative, "bytes": os.path.getsize(path),
+            "sha256": file_sha256(path), **extra}
+
+
+def write_step(model: keras.Model, config: ModelConfig, directory: str, log) -> dict | None:
+    """Write step/ into the export directory and return metadata's "step" entry; None for an architecture without one."""
+    if config.architecture != "pixelcnn":
+        log(f"no step model for the {config.architecture!r} architecture: this export samples naively only")
+        return None
+    folder = os.path.join(directory, STEP_DIR)
+    work = os.path.join(directory, ".step-work")  # the step SavedModel only feeds the converters: not published
+    params = fold_step_params(model, config)
+    try:
+        written = export_step_model(build_step_model(model, config), work)
+    except Exception as e:  # the converters raise many types (ConverterError, RuntimeError from tf2onnx)
+        raise ExportFailed(f"step model conversion failed: {(str(e).strip().splitlines() or [type(e).__name__])[-1]}") from None
+    os.makedirs(folder)
+    shutil.move(written["onnx"], os.path.join(folder, FILES["onnx"]))
+    shutil.move(written["tflite"], os.path.join(folder, FILES["tflite"]))
+    shutil.rmtree(work)
+    np.savez(os.path.join(folder, FILES["numpy"]), **params)
+    names = {"inputs": written["inputs"], "outputs": written["outputs"]}
+    log("wrote step/ (cached sampling): model.onnx, model.tflite, step_params.npz")
+    return {
+        "layout": cached_layout(config),
+        **names,
+        "artifacts": {
+            "onnx": _entry("onnx", directory, opset=17, **names),
+            "tflite": _entry("tflite", directory, quantization="none", **names),
+            "numpy": _entry("numpy", directory, arrays=sorted(params)),
+        },
+    }
+
+
+def _position_windows(model: keras.Model, config: ModelConfig, images: np.ndarray, labels):
+    """Every position's windows, from caches filled with the images and the full model's activations, and its logits.
+
+    Future taps then hold real values the step model's masks must ignore, as in tests/test_cached.py.
+    """
+    names = [f"masked_conv_{n}_relu" for n in range(config.num_layers)]
+    probe = keras.Model(model.inputs, [model.get_layer(name).output for name in names] + [model.output])
+    inputs = {"image": images.astype(np.float32)} | ({"label": labels} if labels is not None else {})
+    *activations, logits = [np.asarray(t) for t in probe(inputs, training=False)]
+    n, h, w, c = images.shape
+    pad, k = config.kernel_size // 2, config.kernel_size
+    caches = new_caches(n, (h, w, c), config.num_layers, k, config.filters, config.levels)
+    for cache, source in zip(caches, [images] + activations[:-1]):
+        cache[:, pad:, pad : pad + w] = source
+    positions = [(i, j) for i in range(h) for j in range(w)]
+    windows = [np.concatenate([cache[:, i : i + pad + 1, j : j + k] for i, j in positions]) for cache in caches]
+    expected = np.concatenate([logits[:, i, j] for i, j in positions])
+    return windows, (None if labels is None else np.tile(labels, len(positions))), expected
+
+
+def step_parity(model: keras.Model, config: ModelConfig, export_dir: str, meta: dict, images, labels) -> dict | None:
+    """max |Δlogit| of each step artifact vs the full Keras model at every position of images; 'ok' per tolerance."""
+    if meta.get("step") is None:
+        return None
+    images = images[:PARITY_IMAGES]
+    labels = None if labels is None else labels[:PARITY_IMAGES]
+    windows, all_labels, expected = _position_windows(model, config, images, labels)
+    scale = max(1.0, float(np.abs(expected).max()))
+    rows = {}
+    for name in meta["step"]["artifacts"]:
+        try:  # through serve's own loader: this also proves metadata.json describes the step files
+            step_fn, _ = load_step_fn(meta, export_dir, name, spec_of(meta))
+        except ServeError as e:
+            raise ExportFailed(f"serve cannot load the fresh step {name} artifact: {e}") from None
+        diff = 0.0
+        for start in range(0, len(expected), ROWS_PER_CALL):
+            part = slice(start, start + ROWS_PER_CALL)
+            _, logits = step_fn([w[part] for w in windows], None if all_labels is None else all_labels[part])
+            diff = max(diff, float(np.abs(logits - expected[part]).max()))
+        tolerance = TOLERANCES[name] * scale
+        rows[name] = {"max_abs_logit_diff": diff, "tolerance": tolerance, "ok": diff <= tolerance}
+    return {"images": int(len(images)), "positions": int(len(expected)), "logit_scale": scale, "artifacts": rows}
