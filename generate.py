@@ -10,6 +10,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from pixelcnn_tf.errors import UserError, import_tensorflow_quietly, run_cli  # noqa: E402
 
 
+# Shipped with the repository, so a fresh clone can sample before training anything.
+PRETRAINED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pretrained", "gated_mnist")
 TENSORFLOW_BACKENDS = ("keras", "savedmodel")
 BACKENDS = TENSORFLOW_BACKENDS + ("onnx", "tflite", "tflite_float16", "tflite_dynamic", "tflite_int8", "numpy")
 
@@ -114,6 +116,17 @@ def load_sampler(path: str | None, backend: str | None, sampler: str = "naive"):
     return Sampler.load(path, backend, sampler=sampler), path, _note(fallback)
 
 
+def default_source(default_root: str = "models") -> str | None:
+    """No --checkpoint: the newest run under models/, else the shipped pretrained export (None: neither)."""
+    has_runs = os.path.isdir(default_root) and any(
+        os.path.isfile(os.path.join(default_root, name, "model.keras")) for name in os.listdir(default_root)
+    )
+    if not has_runs and os.path.isfile(os.path.join(PRETRAINED, "metadata.json")):
+        print(f"generate.py: note: no trained run under {default_root}/; sampling the shipped {PRETRAINED}", file=sys.stderr)
+        return PRETRAINED
+    return None
+
+
 def _note(reason: str | None) -> str | None:
     return f"generate.py: note: {reason}; sampling naively (the same images, slower)" if reason else None
 
@@ -131,7 +144,7 @@ def _main(argv) -> int:
         from pixelcnn_tf.ini import read_generate_ini
 
         settings.update(read_generate_ini(args.config))
-    checkpoint = args.checkpoint or settings["load_path"]
+    checkpoint = args.checkpoint or settings["load_path"] or default_source()
     num_images = args.num_images if args.num_images is not None else settings["num_images"]
     if num_images < 1:
         raise UserError(f"--num-images must be positive, got {num_images}")
