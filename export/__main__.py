@@ -7,7 +7,7 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from pixelcnn_tf.errors import run_cli  # noqa: E402
+from pixelcnn_tf.errors import import_tensorflow_quietly, run_cli  # noqa: E402
 
 PROG = "python -m export"
 QUANTIZATIONS = ("float16", "dynamic", "int8")  # write_tflite's variants
@@ -47,6 +47,7 @@ def _main(argv) -> int:
     args = parse_args(argv)
     quantize = list(dict.fromkeys(name for names in args.tflite_quantize for name in names))
 
+    import_tensorflow_quietly()
     from export.artifacts import ExportFailed
     from export.build import export_checkpoint
 

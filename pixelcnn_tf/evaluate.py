@@ -10,7 +10,7 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from pixelcnn_tf.errors import UserError, run_cli  # noqa: E402
+from pixelcnn_tf.errors import UserError, import_tensorflow_quietly, run_cli  # noqa: E402
 
 
 def parse_args(argv):
@@ -95,6 +95,7 @@ def _main(argv) -> int:
         if not os.path.isdir(directory) or not os.access(directory, os.W_OK):
             raise UserError(f"output folder {directory} does not exist or is not writable")
 
+    import_tensorflow_quietly()
     from pixelcnn_tf.checkpoints import load_checkpoint
 
     model, config, run_dir = load_checkpoint(args.checkpoint)
