@@ -108,14 +108,20 @@ def load_split(
         ds = ds.take(take)
     # Decode once; quantization (and the stochastic binarization) still runs on every pass.
     ds = ds.map(lambda example: (example["image"], tf.cast(example["label"], tf.int32))).cache()
-    fixed = split != "train"
+    ds = ds.enumerate()
+    if split != "train":
+        # One draw per example index, the same in every run: test NLLs stay comparable.
+        pass_seeds = tf.data.Dataset.from_tensors(tf.constant(TEST_BINARIZATION_SEED, tf.int64)).repeat()
+    else:
+        # A new random value per example on every pass. (A stateful tf.random op in map would repeat
+        # the same draw each epoch once a global seed is set, as train() does.)
+        pass_seeds = tf.data.Dataset.random(rerandomize_each_iteration=True)
 
-    def convert(index, image_and_label):
-        image, label = image_and_label
-        seed = tf.stack([tf.constant(TEST_BINARIZATION_SEED, tf.int64), index]) if fixed else None
-        return quantize(image, levels, binarize_seed=seed), label
+    def convert(indexed, pass_seed):
+        index, (image, label) = indexed
+        return quantize(image, levels, binarize_seed=tf.stack([pass_seed, index])), label
 
-    return ds.enumerate().map(convert, num_parallel_calls=tf.data.AUTOTUNE)
+    return tf.data.Dataset.zip(ds, pass_seeds).map(convert, num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def fit_dataset(
