@@ -8,6 +8,8 @@ import sys
 import tempfile
 import time
 
+from pixelcnn_tf.files import write_json_atomic
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
@@ -114,8 +116,7 @@ def main(argv=None) -> int:
                 result["runs"].append(row)
     print(json.dumps(result))
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=2)
+        write_json_atomic(args.json, result)
     return 0
 
 

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import os
 import sys
 import tempfile
 import time
+
+from pixelcnn_tf.files import write_json_atomic
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # The numpy backend's matmuls are small: on a few shared cores one OpenBLAS thread beats several by ~10x.
@@ -99,8 +100,7 @@ def main(argv=None) -> int:
         "keras": keras.__version__,
     }
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=2)
+        write_json_atomic(args.json, result)
     return 0
 
 

@@ -7,6 +7,8 @@ import os
 import sys
 import time
 
+from pixelcnn_tf.files import write_json_atomic
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
@@ -56,8 +58,7 @@ def main(argv=None) -> int:
     }
     print(json.dumps(result))
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=2)
+        write_json_atomic(args.json, result)
     return 0
 
 

@@ -1,7 +1,6 @@
 """Export a checkpoint into a temporary folder beside --out, check parity there, then rename it into place."""
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -16,6 +15,7 @@ from pixelcnn_tf import data
 from pixelcnn_tf.checkpoints import MODEL_FILE, load_checkpoint
 from pixelcnn_tf.config import TrainConfig, to_dict
 from pixelcnn_tf.errors import UserError
+from pixelcnn_tf.files import write_json_atomic
 from pixelcnn_tf.generation import keras_logits_fn
 from pixelcnn_tf.model import build_model
 from serve.metadata import FORMAT, FORMAT_VERSION, METADATA_FILE, RUNTIMES, file_sha256, is_export_dir
@@ -50,12 +50,6 @@ def float32_model(model: keras.Model, config: TrainConfig) -> keras.Model:
         keras.config.set_dtype_policy(previous)
     clone.set_weights(model.get_weights())
     return clone
-
-
-def write_json(path: str, value: dict) -> None:
-    with open(path, "w") as f:
-        json.dump(value, f, indent=2, sort_keys=True)
-        f.write("\n")
 
 
 def metadata(config: TrainConfig, run_dir: str, artifacts: dict, step: dict | None) -> dict:
@@ -105,7 +99,7 @@ def build(model, config: TrainConfig, run_dir: str, directory: str, quantize, pa
         artifacts[f"tflite_{quantization}"] = write_tflite(directory, conditional, quantization, representative)
     step = write_step(model, config.model, directory, log)
     meta = metadata(config, run_dir, artifacts, step)
-    write_json(os.path.join(directory, METADATA_FILE), meta)
+    write_json_atomic(os.path.join(directory, METADATA_FILE), meta)
 
     images, labels = load("test", parity_images)
     labels = labels if conditional else None
@@ -113,7 +107,7 @@ def build(model, config: TrainConfig, run_dir: str, directory: str, quantize, pa
     report["step"] = step_parity(model, config.model, directory, meta, images, labels)
     report["ok"] = report["ok"] and all(row["ok"] for row in ((report["step"] or {}).get("artifacts") or {}).values())
     report["dataset"] = config.dataset
-    write_json(os.path.join(directory, PARITY_FILE), report)
+    write_json_atomic(os.path.join(directory, PARITY_FILE), report)
     log(format_report(report, config.dataset))
     return report
 

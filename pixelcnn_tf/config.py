@@ -8,6 +8,7 @@ import os
 from dataclasses import dataclass, field
 
 from pixelcnn_tf.errors import UserError
+from pixelcnn_tf.files import write_json_atomic
 
 ARCHITECTURES = ("pixelcnn", "gated")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
@@ -159,11 +160,7 @@ def save_config(config: TrainConfig, directory: str) -> str:
     """Write config.json atomically into directory and return its path."""
     os.makedirs(directory, exist_ok=True)
     path = os.path.join(directory, CONFIG_FILE)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(to_dict(config), f, indent=2, sort_keys=True)
-        f.write("\n")
-    os.replace(tmp, path)
+    write_json_atomic(path, to_dict(config))
     return path
 
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
@@ -11,6 +10,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from pixelcnn_tf.errors import UserError, import_tensorflow_quietly, run_cli  # noqa: E402
+from pixelcnn_tf.files import write_json_atomic  # noqa: E402
 
 
 def parse_args(argv):
@@ -79,15 +79,6 @@ def evaluate(model, config, *, split: str = "test", batch_size: int = 144, examp
     }
 
 
-def write_json(result: dict, path: str) -> None:
-    """Write atomically: a temporary file in the same folder, then rename."""
-    tmp = os.path.join(os.path.dirname(os.path.abspath(path)), f".{os.path.basename(path)}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(result, f, indent=2, sort_keys=True)
-        f.write("\n")
-    os.replace(tmp, path)
-
-
 def _main(argv) -> int:
     args = parse_args(argv)
     if args.out:
@@ -108,7 +99,7 @@ def _main(argv) -> int:
         f"{result['nats_per_image']:.3f} nats/image, {result['bits_per_dim']:.4f} bits/dim"
     )
     if args.out:
-        write_json(result, args.out)
+        write_json_atomic(args.out, result)
     return 0
 
 

@@ -7,6 +7,8 @@ import os
 
 import keras
 
+from pixelcnn_tf.files import write_text_atomic
+
 COLUMNS = (
     "epoch",
     "train_nats_per_image",
@@ -25,13 +27,6 @@ def bits_per_dim(nats_per_dim: float) -> float:
     return nats_per_dim / math.log(2.0)
 
 
-def _write_atomic(path: str, text: str) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def read_rows(path: str) -> list[dict]:
     if not os.path.exists(path):
         return []
@@ -42,12 +37,12 @@ def read_rows(path: str) -> list[dict]:
 def write_tables(run_dir: str, rows: list[dict]) -> None:
     """Rewrite losses.csv, losses.md and losses.png from rows (dicts keyed by COLUMNS)."""
     lines = [",".join(COLUMNS)] + [",".join(str(row[c]) for c in COLUMNS) for row in rows]
-    _write_atomic(os.path.join(run_dir, "losses.csv"), "\n".join(lines) + "\n")
+    write_text_atomic(os.path.join(run_dir, "losses.csv"), "\n".join(lines) + "\n")
     header = "| epoch | train nats/image | train bits/dim | test nats/image | test bits/dim | seconds |"
     md = [header, "|---:|---:|---:|---:|---:|---:|"]
     for row in rows:
         md.append("| " + " | ".join(str(row[c]) for c in COLUMNS) + " |")
-    _write_atomic(os.path.join(run_dir, "losses.md"), "\n".join(md) + "\n")
+    write_text_atomic(os.path.join(run_dir, "losses.md"), "\n".join(md) + "\n")
     plot(run_dir, rows)
 
 
