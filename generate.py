@@ -37,7 +37,7 @@ def parse_args(argv):
         choices=("cached", "naive"),
         default="cached",
         help="cached (default): one step-model call per sub-pixel, the same images as naive (one full forward pass per "
-        "sub-pixel) much faster; falls back to naive, with a note, where there is no step model (gated, quantized tflite)",
+        "sub-pixel) much faster; falls back to naive, with a note, where there is no step model (savedmodel, quantized tflite)",
     )
     parser.add_argument("--out", default="sample.png", help="output PNG (default sample.png)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -95,13 +95,11 @@ def load_sampler(path: str | None, backend: str | None, sampler: str = "naive"):
         from pixelcnn_tf.generation import keras_sampler
 
         model, config, run_dir = load_checkpoint(path)
-        if sampler == "cached" and config.model.architecture == "pixelcnn":
+        if sampler == "cached":
             from pixelcnn_tf.cached import keras_cached_sampler
 
             return keras_cached_sampler(model, config.model), run_dir, None
-        if sampler == "cached":
-            fallback = f"the {config.model.architecture} architecture has no step model"
-        return keras_sampler(model, config.model), run_dir, _note(fallback)
+        return keras_sampler(model, config.model), run_dir, None
     backend = backend or "onnx"
     if backend in TENSORFLOW_BACKENDS:
         import_tensorflow_quietly()

@@ -7,7 +7,7 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from pixelcnn_tf.config import ARCHITECTURES, PRECISIONS, PRESETS, apply_overrides, preset  # noqa: E402
+from pixelcnn_tf.config import ARCHITECTURES, LR_SCHEDULES, PRECISIONS, PRESETS, apply_overrides, preset  # noqa: E402
 from pixelcnn_tf.errors import import_tensorflow_quietly, run_cli  # noqa: E402
 
 # flag -> (destination in TrainConfig, type); "model." destinations go into the model config.
@@ -17,6 +17,7 @@ FLAGS = {
     "--batch-size": ("batch_size", int),
     "--epochs": ("epochs", int),
     "--learning-rate": ("learning_rate", float),
+    "--lr-schedule": ("lr_schedule", str),
     "--save-path": ("save_path", str),
     "--run-name": ("run_name", str),
     "--precision": ("precision", str),
@@ -42,6 +43,8 @@ def parse_args(argv):
             extra["choices"] = PRECISIONS
         if flag == "--architecture":
             extra["choices"] = ARCHITECTURES
+        if flag == "--lr-schedule":
+            extra["choices"] = LR_SCHEDULES
         parser.add_argument(flag, type=kind, dest=destination.replace(".", "__"), metavar=kind.__name__.upper(), **extra)
     return parser.parse_args(argv)
 

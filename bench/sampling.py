@@ -49,6 +49,9 @@ def timed(fn, min_seconds: float) -> tuple[float, int]:
 
 
 def step_fns(backends, model, config, threads, workdir):
+    """backend -> the cached sampler's step (a StepFn for the seed architecture, a GatedStep for the gated one)."""
+    if config.architecture == "gated":
+        return gated_step_fns(backends, model, config, threads, workdir)
     from pixelcnn_tf.cached import build_step_model, export_step_model, fold_step_params, keras_step_fn
     from serve.cached import numpy_step_fn
     from serve.step_runtimes import onnx_step_fn, tflite_step_fn
@@ -71,6 +74,29 @@ def step_fns(backends, model, config, threads, workdir):
     return fns
 
 
+def gated_step_fns(backends, model, config, threads, workdir):
+    from pixelcnn_tf.cached import export_step_model
+    from pixelcnn_tf.gated_cached import build_pixel_step_model, build_row_step_model, fold_gated_params, keras_gated_step
+    from serve.gated_cached import numpy_gated_step, step_from_runners
+    from serve.step_runtimes import RUNNERS
+
+    params = fold_gated_params(model, config)
+    models = {"pixel": build_pixel_step_model(params, config), "row": build_row_step_model(params, config)}
+    formats = [b for b in backends if b in RUNNERS]
+    exported = {part: export_step_model(m, os.path.join(workdir, part), formats=formats) for part, m in models.items()} if formats else {}
+    fns = {}
+    for backend in backends:
+        if backend == "keras":
+            fns[backend] = keras_gated_step(models["pixel"], models["row"])
+        elif backend == "numpy":
+            fns[backend] = numpy_gated_step(params)
+        else:
+            runs = {part: RUNNERS[backend](exported[part][backend], threads) for part in models}
+            fns[backend] = step_from_runners(runs["pixel"], runs["row"], num_layers=config.num_layers,
+                                             conditional=bool(config.num_classes))
+    return fns
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
 
@@ -89,7 +115,7 @@ def main(argv=None) -> int:
         rows = [bench_batch(args, m, logits_fn, fns, batch) for batch in args.batch_sizes]
     result = {
         "preset": args.preset,
-        "model": {"height": m.height, "width": m.width, "channels": m.channels, "levels": m.levels,
+        "model": {"architecture": m.architecture, "height": m.height, "width": m.width, "channels": m.channels, "levels": m.levels,
                   "num_layers": m.num_layers, "kernel_size": m.kernel_size, "filters": m.filters},
         "note": f"naive s/image = mean time of a timed naive step x {m.dims} steps / batch (extrapolated)",
         "rows": rows,
@@ -138,8 +164,7 @@ def bench_batch(args, m, logits_fn, fns, batch: int) -> dict:
     }
     for backend, fn in fns.items():
         kwargs = dict(num_images=batch, shape=shape, labels=labels, **cached_layout(m))
-        fn([np.zeros((batch, m.kernel_size // 2 + 1, m.kernel_size, f), np.float32)
-            for f in [m.channels] + [m.filters] * (m.num_layers - 1)], labels)  # warm-up (tracing)
+        sample_cached(fn, **(kwargs | {"shape": (2, m.width, m.channels)}))  # warm-up: traces every step at this batch
         start = time.perf_counter()
         sample_cached(fn, **kwargs)
         seconds = time.perf_counter() - start

@@ -1,4 +1,7 @@
-"""The export's step model (cached sampling): step/model.onnx, step/model.tflite, step/step_params.npz, and their parity."""
+"""The export's step models (cached sampling) under step/, described in metadata.json, and their parity.
+
+Seed architecture: model.onnx, model.tflite, step_params.npz. Gated: pixel.{onnx,tflite}, row.{onnx,tflite}, step_params.npz.
+"""
 from __future__ import annotations
 
 import os
@@ -10,7 +13,9 @@ import numpy as np
 from export.artifacts import ExportFailed
 from pixelcnn_tf.cached import build_step_model, cached_layout, export_step_model, fold_step_params
 from pixelcnn_tf.config import ModelConfig
+from pixelcnn_tf.gated_cached import build_pixel_step_model, build_row_step_model, fold_gated_params
 from serve.cached import new_caches
+from serve.gated_cached import teacher_forced_logits
 from serve.metadata import RUNTIMES, ServeError, file_sha256, spec_of
 from serve.step_runtimes import load_step_fn
 
@@ -33,18 +38,52 @@ def _entry(name: str, directory: str, **extra) -> dict:
             "sha256": file_sha256(path), **extra}
 
 
+def _convert(step_model: keras.Model, work: str) -> dict:
+    try:
+        return export_step_model(step_model, work)
+    except Exception as e:  # the converters raise many types (ConverterError, RuntimeError from tf2onnx)
+        raise ExportFailed(f"step model conversion failed: {(str(e).strip().splitlines() or [type(e).__name__])[-1]}") from None
+
+
+def write_gated_step(model: keras.Model, config: ModelConfig, directory: str, log) -> dict:
+    """step/pixel.* and step/row.* (ONNX, TFLite) and step_params.npz for the gated architecture."""
+    folder, work = os.path.join(directory, STEP_DIR), os.path.join(directory, ".step-work")
+    params = fold_gated_params(model, config)
+    models = {"pixel": build_pixel_step_model(params, config), "row": build_row_step_model(params, config)}
+    os.makedirs(folder)
+    parts = {"onnx": {}, "tflite": {}}
+    for part, step_model in models.items():
+        written = _convert(step_model, os.path.join(work, part))
+        names = {"inputs": written["inputs"], "outputs": written["outputs"]}
+        for kind in parts:
+            relative = f"{STEP_DIR}/{part}.{kind}"
+            shutil.move(written[kind], os.path.join(directory, relative))
+            path = os.path.join(directory, relative)
+            parts[kind][part] = {"path": relative, "bytes": os.path.getsize(path), "sha256": file_sha256(path), **names}
+    shutil.rmtree(work)
+    np.savez(os.path.join(folder, FILES["numpy"]), **params)
+    log("wrote step/ (cached sampling): pixel and row step models (.onnx, .tflite), step_params.npz")
+    return {
+        "layout": cached_layout(config),
+        "artifacts": {
+            "onnx": {"kind": "onnx", "runtime": RUNTIMES["onnx"], "opset": 17, "parts": parts["onnx"]},
+            "tflite": {"kind": "tflite", "runtime": RUNTIMES["tflite"], "quantization": "none", "parts": parts["tflite"]},
+            "numpy": _entry("numpy", directory, arrays=sorted(params)),
+        },
+    }
+
+
 def write_step(model: keras.Model, config: ModelConfig, directory: str, log) -> dict | None:
-    """Write step/ into the export directory and return metadata's "step" entry; None for an architecture without one."""
-    if config.architecture != "pixelcnn":
-        log(f"no step model for the {config.architecture!r} architecture: this export samples naively only")
-        return None
+    """Write step/ into the export directory and return metadata's "step" entry (layout, artifacts, tensor names)."""
+    if config.architecture == "gated":
+        if config.kernel_size < 3:
+            log("no step model for a gated model with kernel_size 1: this export samples naively only")
+            return None
+        return write_gated_step(model, config, directory, log)
     folder = os.path.join(directory, STEP_DIR)
     work = os.path.join(directory, ".step-work")  # the step SavedModel only feeds the converters: not published
     params = fold_step_params(model, config)
-    try:
-        written = export_step_model(build_step_model(model, config), work)
-    except Exception as e:  # the converters raise many types (ConverterError, RuntimeError from tf2onnx)
-        raise ExportFailed(f"step model conversion failed: {(str(e).strip().splitlines() or [type(e).__name__])[-1]}") from None
+    written = _convert(build_step_model(model, config), work)
     os.makedirs(folder)
     shutil.move(written["onnx"], os.path.join(folder, FILES["onnx"]))
     shutil.move(written["tflite"], os.path.join(folder, FILES["tflite"]))
@@ -89,19 +128,27 @@ def step_parity(model: keras.Model, config: ModelConfig, export_dir: str, meta: 
         return None
     images = images[:PARITY_IMAGES]
     labels = None if labels is None else labels[:PARITY_IMAGES]
-    windows, all_labels, expected = _position_windows(model, config, images, labels)
+    gated = config.architecture == "gated"
+    if gated:
+        inputs = {"image": images.astype(np.float32)} | ({"label": labels} if labels is not None else {})
+        expected = np.asarray(model(inputs, training=False))
+    else:
+        windows, all_labels, expected = _position_windows(model, config, images, labels)
     scale = max(1.0, float(np.abs(expected).max()))
     rows = {}
     for name in meta["step"]["artifacts"]:
         try:  # through serve's own loader: this also proves metadata.json describes the step files
-            step_fn, _ = load_step_fn(meta, export_dir, name, spec_of(meta))
+            step_fn, layout = load_step_fn(meta, export_dir, name, spec_of(meta))
         except ServeError as e:
             raise ExportFailed(f"serve cannot load the fresh step {name} artifact: {e}") from None
         diff = 0.0
-        for start in range(0, len(expected), ROWS_PER_CALL):
+        if gated:  # the pixel and row steps in sampling order, fed the images' own levels (every position)
+            diff = float(np.abs(teacher_forced_logits(step_fn, images, labels, layout) - expected).max())
+        for start in range(0, 0 if gated else len(expected), ROWS_PER_CALL):
             part = slice(start, start + ROWS_PER_CALL)
             _, logits = step_fn([w[part] for w in windows], None if all_labels is None else all_labels[part])
             diff = max(diff, float(np.abs(logits - expected[part]).max()))
         tolerance = TOLERANCES[name] * scale
         rows[name] = {"max_abs_logit_diff": diff, "tolerance": tolerance, "ok": diff <= tolerance}
-    return {"images": int(len(images)), "positions": int(len(expected)), "logit_scale": scale, "artifacts": rows}
+    positions = int(np.prod(expected.shape[:-1])) if gated else int(len(expected))
+    return {"images": int(len(images)), "positions": positions, "logit_scale": scale, "artifacts": rows}

@@ -1,4 +1,7 @@
-"""Cached sampling for the seed PixelCNN: fold a trained model into a one-position "step model" for every backend."""
+"""Cached sampling for the seed PixelCNN: fold a trained model into a one-position "step model" for every backend.
+
+The gated architecture's pixel and row steps live in pixelcnn_tf/gated_cached.py; keras_cached_sampler serves both.
+"""
 from __future__ import annotations
 
 import os
@@ -146,7 +149,8 @@ def step_model_from_params(params: dict[str, np.ndarray], config: ModelConfig) -
 
 def cached_layout(config: ModelConfig) -> dict:
     """The keyword arguments serve.cached.sample_cached needs besides the request: the step model's cache layout."""
-    return dict(num_layers=config.num_layers, kernel_size=config.kernel_size, filters=config.filters, levels=config.levels)
+    return dict(num_layers=config.num_layers, kernel_size=config.kernel_size, filters=config.filters, levels=config.levels,
+                architecture=config.architecture)
 
 
 def keras_step_fn(step_model: keras.Model, jit_compile: bool = True):
@@ -192,6 +196,11 @@ def keras_step_fn(step_model: keras.Model, jit_compile: bool = True):
 def keras_cached_sampler(model: keras.Model, config: ModelConfig, jit_compile: bool = True) -> CachedSampler:
     """A Sampler-compatible cached sampler over a Keras checkpoint (what `generate.py --sampler cached` needs)."""
     spec = ModelSpec(config.height, config.width, config.channels, config.levels, config.num_classes)
+    if config.architecture == "gated":
+        from pixelcnn_tf.gated_cached import build_gated_step_models, keras_gated_step
+
+        step_fn = keras_gated_step(*build_gated_step_models(model, config), jit_compile=jit_compile)
+        return CachedSampler(step_fn, spec, cached_layout(config), "keras")
     step_fn = keras_step_fn(build_step_model(model, config), jit_compile=jit_compile)
     return CachedSampler(step_fn, spec, cached_layout(config), "keras")
 

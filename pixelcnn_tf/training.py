@@ -66,7 +66,14 @@ class AtomicCheckpoint(keras.callbacks.Callback):
         save_model(self.model, self.run_dir)
 
 
-def compile_model(model: keras.Model, learning_rate: float) -> keras.Model:
+def learning_rate_for(config: TrainConfig, steps_per_epoch: int):
+    """A float for the constant schedule; a cosine decay to 5% over every step of the run otherwise."""
+    if config.lr_schedule == "constant":
+        return config.learning_rate
+    return keras.optimizers.schedules.CosineDecay(config.learning_rate, config.epochs * steps_per_epoch, alpha=0.05)
+
+
+def compile_model(model: keras.Model, learning_rate) -> keras.Model:
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -110,8 +117,11 @@ def train(
 
     train_ds, test_ds = datasets(config)
     strategy = strategy or make_strategy()
+    steps_per_epoch = int(train_ds.cardinality())
+    if config.lr_schedule != "constant" and steps_per_epoch < 1:
+        raise UserError(f"--lr-schedule {config.lr_schedule} needs a dataset of known size")
     with strategy.scope():
-        model = compile_model(build_model(config.model), config.learning_rate)
+        model = compile_model(build_model(config.model), learning_rate_for(config, steps_per_epoch))
 
     callbacks = [
         keras.callbacks.BackupAndRestore(os.path.join(run_dir, "backup")),

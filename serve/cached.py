@@ -5,6 +5,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from serve.gated_cached import sample_gated_cached
 from serve.metadata import ModelSpec
 from serve.sampling import SamplingError, check_labels, check_request, draw, uniforms
 
@@ -52,8 +53,11 @@ def sample_cached(
     batch_size: int | None = None,
     labels: np.ndarray | None = None,
     progress: Callable[[int], None] | None = None,
+    architecture: str = "pixelcnn",
 ) -> np.ndarray:
     """Draw images computing each layer only at the current position; returns uint8 level indices (N, H, W, C).
+
+    architecture 'gated': step_fn is a serve.gated_cached.GatedStep (pixel and row steps) and the gated loop runs.
 
     Uses serve.sampling's uniforms and draw, so with the same seed it draws what sample_naive draws. For RGB the
     position is recomputed for each channel step (R, G, B); the activations written after the last one are final.
@@ -65,6 +69,12 @@ def sample_cached(
         labels = np.asarray(labels, dtype=np.int32)
         if labels.shape != (num_images,):
             raise SamplingError(f"labels must have shape ({num_images},), got {labels.shape}")
+    if architecture == "gated":
+        return sample_gated_cached(step_fn, num_images=num_images, shape=shape, num_layers=num_layers, kernel_size=kernel_size,
+                                   filters=filters, levels=levels, seed=seed, temperature=temperature, batch_size=batch_size,
+                                   labels=labels, progress=progress)
+    if architecture != "pixelcnn":
+        raise SamplingError(f"unknown architecture {architecture!r} for cached sampling")
     height, width, channels = shape
     pad, span = kernel_size // 2, kernel_size
     u = uniforms(num_images, height, width, channels, seed)
@@ -98,7 +108,8 @@ def sample_cached(
 class CachedSampler:
     """serve.Sampler's sample() over a step function: same arguments, same seeds, same draws, ~dims times fewer passes.
 
-    layout: num_layers, kernel_size, filters, levels of the seed model (pixelcnn_tf.cached.cached_layout).
+    layout: num_layers, kernel_size, filters, levels and architecture (pixelcnn_tf.cached.cached_layout); for
+    architecture 'gated' step_fn is a serve.gated_cached.GatedStep.
     """
 
     sampler = "cached"  # what serve.Sampler.sampler says of itself: generate.py reports it

@@ -93,3 +93,29 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path, tfds_dir):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "replicas 2" in result.stdout
     assert os.path.isfile(os.path.join(str(tmp_path), "mirrored", "model.keras"))
+
+
+class LearningRates(keras.callbacks.Callback):
+    """Records the optimizer's learning rate at the start of every epoch."""
+
+    def __init__(self):
+        super().__init__()
+        self.rates = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        optimizer = self.model.optimizer
+        self.rates.append(float(optimizer.learning_rate if not callable(optimizer.learning_rate) else optimizer.learning_rate()))
+
+
+def test_cosine_schedule_decays_over_the_whole_run(tmp_path, tfds_dir):
+    from pixelcnn_tf.errors import UserError
+
+    recorder = LearningRates()
+    config = tiny_config(tmp_path, epochs=3, lr_schedule="cosine", learning_rate=2e-3)
+    train(config, verbose=0, extra_callbacks=[recorder])
+    assert recorder.rates[0] == pytest.approx(2e-3)
+    # 4 steps an epoch, 12 in all: cosine to 5% of the start, so epoch 3 starts at 2e-3 * (0.05 + 0.95 * 0.25).
+    assert recorder.rates[1] == pytest.approx(2e-3 * (0.05 + 0.95 * 0.75), rel=1e-4)
+    assert recorder.rates[2] == pytest.approx(2e-3 * (0.05 + 0.95 * 0.25), rel=1e-4)
+    with pytest.raises(UserError, match="unknown lr_schedule 'step'"):
+        tiny_config(tmp_path, lr_schedule="step").validate()

@@ -1,0 +1,196 @@
+"""Cached sampling for the Gated PixelCNN: fold a trained model into a pixel step and a row step for every backend."""
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from pixelcnn_tf.config import ModelConfig
+from pixelcnn_tf.errors import UserError
+from pixelcnn_tf.gated import GatedActivation, row_mask
+from pixelcnn_tf.layers import causal_mask
+from serve.gated_cached import GatedStep
+
+LABEL_INPUT = "label"
+LOGITS_OUTPUT = "logits"
+FLOAT32 = "float32"
+
+
+def _weights(layer, mask=None) -> tuple[np.ndarray, np.ndarray]:
+    kernel = np.asarray(layer.kernel, np.float64)
+    if mask is not None:
+        kernel = kernel * mask
+    bias = np.asarray(layer.bias, np.float64) if layer.use_bias else np.zeros(kernel.shape[-1])
+    return kernel, bias
+
+
+def _pointwise(layer, channels: int) -> tuple[np.ndarray, np.ndarray]:
+    """A 1x1 Mask-B conv as a (F_in, F_out) matrix and its bias."""
+    kernel, bias = _weights(layer, causal_mask(1, 1, *layer.kernel.shape[2:], "B", channels))
+    return kernel[0, 0], bias
+
+
+def fold_gated_params(model: keras.Model, config: ModelConfig) -> dict[str, np.ndarray]:
+    """The gated model's weights as float32 numpy arrays for one-position (pixel) and one-row (vertical) evaluation.
+
+    Per layer n: v_kernel_n (k//2+1, k, F_in, 2F) and v_bias_n: the vertical conv; link_kernel_n (2F, 2F): the
+    vertical->horizontal 1x1 link (its bias joins h_bias_n); h_kernel_n ((k//2+1)*F_in, 2F): the masked row conv
+    flattened, its centre tap zeroed for n >= 1 and applied to the fresh activation through h_centre_n (F, 2F);
+    skip_kernel_n and out_kernel_n (F, F) with biases (no out_ for the last layer: its output feeds nothing); v_/h_embedding_n (classes, 2F) when conditional. Layer 0 reads raw level
+    indices (the Rescaling folded in). Then final_kernel/bias (the ReLU'd 1x1 out_conv) and head_kernel/bias.
+    """
+    config.validate()
+    if config.architecture != "gated":
+        raise UserError(f"fold_gated_params needs the 'gated' architecture, not {config.architecture!r}")
+    if config.kernel_size < 3:
+        raise UserError(f"cached gated sampling needs kernel_size >= 3, got {config.kernel_size}; use --sampler naive")
+    rescale = model.get_layer("scale")
+    scale, offset = float(rescale.scale), float(rescale.offset)
+    if abs(-offset / scale - (config.levels - 1) / 2) > 1e-3:
+        raise UserError(f"the model's Rescaling maps level {-offset / scale} to 0, not (levels-1)/2; wrong config?")
+    r, c = config.kernel_size // 2, config.channels
+    params: dict[str, np.ndarray] = {}
+    for n in range(config.num_layers):
+        name = f"gated_{n}"
+        v_kernel, v_bias = _weights(model.get_layer(f"{name}_v_conv"))
+        if v_kernel.shape[:2] != (r + 1, config.kernel_size):
+            raise UserError(f"{name}_v_conv has a {v_kernel.shape[:2]} kernel, but the config says kernel_size={config.kernel_size}")
+        h_layer = model.get_layer(f"{name}_h_conv")
+        h_kernel, h_bias = _weights(h_layer, row_mask(r + 1, *h_layer.kernel.shape[2:], "A" if n == 0 else "B", c, 2))
+        h_kernel = h_kernel[0]  # (r+1, F_in, 2F)
+        link, link_bias = _weights(model.get_layer(f"{name}_link"))
+        h_bias = h_bias + link_bias
+        if n == 0:
+            # Both convs read scale * level + offset, and the caches pad with the level that maps to 0: fold it.
+            v_bias = v_bias + offset * v_kernel.sum(axis=(0, 1, 2))
+            h_bias = h_bias + offset * h_kernel.sum(axis=(0, 1))
+            v_kernel, h_kernel = v_kernel * scale, h_kernel * scale
+        else:
+            params[f"h_centre_{n}"] = h_kernel[r]
+            h_kernel = h_kernel.copy()
+            h_kernel[r] = 0.0
+        params.update({f"v_kernel_{n}": v_kernel, f"v_bias_{n}": v_bias, f"link_kernel_{n}": link[0, 0],
+                       f"h_kernel_{n}": h_kernel.reshape(-1, h_kernel.shape[-1]), f"h_bias_{n}": h_bias})
+        params[f"skip_kernel_{n}"], params[f"skip_bias_{n}"] = _pointwise(model.get_layer(f"{name}_skip"), c)
+        if n < config.num_layers - 1:  # the last layer's horizontal output feeds nothing: Keras drops that conv
+            params[f"out_kernel_{n}"], params[f"out_bias_{n}"] = _pointwise(model.get_layer(f"{name}_h_out"), c)
+        if config.num_classes:
+            # The last layer's vertical output feeds nothing either (its link reads the pre-label sum).
+            for stack in ("v", "h") if n < config.num_layers - 1 else ("h",):
+                params[f"{stack}_embedding_{n}"] = np.asarray(model.get_layer(f"{name}_{stack}_embedding").embeddings)
+    params["final_kernel"], params["final_bias"] = _pointwise(model.get_layer("out_conv"), c)
+    params["head_kernel"], params["head_bias"] = _pointwise(model.get_layer("head"), c)
+    return {name: np.asarray(value, np.float32) for name, value in params.items()}
+
+
+def _dense(units: int, kernel, bias, name: str, x):
+    layer = keras.layers.Dense(units, use_bias=bias is not None, dtype=FLOAT32, name=name)
+    y = layer(x)
+    layer.set_weights([kernel] + ([] if bias is None else [bias]))
+    return y
+
+
+def _embedding(params, key: str, label, name: str):
+    table = params[key]
+    layer = keras.layers.Embedding(*table.shape, dtype=FLOAT32, name=name)
+    y = layer(label)
+    layer.set_weights([table])
+    return y
+
+
+def build_pixel_step_model(params: dict, config: ModelConfig) -> keras.Model:
+    """The horizontal stack and head at one position (serve.gated_cached.PixelFn as a Keras model).
+
+    Inputs window_n float32 (B, k//2+1, C or F), above_n (B, 2F), label int32 (B,) when conditional;
+    outputs features_n (B, F) for n < L-1 and logits (B, C, levels).
+    """
+    f, rows, L = config.filters, config.kernel_size // 2 + 1, config.num_layers
+    inputs = {f"window_{n}": keras.Input((rows, config.channels if n == 0 else f), name=f"window_{n}") for n in range(L)}
+    inputs.update({f"above_{n}": keras.Input((2 * f,), name=f"above_{n}") for n in range(L)})
+    if config.num_classes:
+        inputs[LABEL_INPUT] = keras.Input((), dtype="int32", name=LABEL_INPUT)
+    outputs, skips, x = {}, [], None
+    for n in range(L):
+        window = inputs[f"window_{n}"]
+        flat = keras.layers.Reshape((rows * window.shape[-1],), dtype=FLOAT32, name=f"flatten_{n}")(window)
+        terms = [_dense(2 * f, params[f"h_kernel_{n}"], params[f"h_bias_{n}"], f"row_{n}", flat), inputs[f"above_{n}"]]
+        if n:
+            terms.append(_dense(2 * f, params[f"h_centre_{n}"], None, f"centre_{n}", x))
+        if config.num_classes:
+            terms.append(_embedding(params, f"h_embedding_{n}", inputs[LABEL_INPUT], f"h_embedding_{n}"))
+        gated = GatedActivation(dtype=FLOAT32, name=f"gate_{n}")(keras.layers.Add(dtype=FLOAT32, name=f"sum_{n}")(terms))
+        skips.append(_dense(f, params[f"skip_kernel_{n}"], params[f"skip_bias_{n}"], f"skip_{n}", gated))
+        if n == L - 1:
+            break  # the last layer's horizontal output feeds nothing, only its skip does
+        name = f"features_{n}"
+        out = _dense(f, params[f"out_kernel_{n}"], params[f"out_bias_{n}"], f"out_{n}" if n else name, gated)
+        x = keras.layers.Add(dtype=FLOAT32, name=name)([x, out]) if n else out  # residual from layer 1 on
+        outputs[name] = x
+    s = keras.layers.Add(dtype=FLOAT32, name="skip_sum")(skips) if L > 1 else skips[0]
+    s = keras.layers.ReLU(dtype=FLOAT32, name="skip_relu")(s)
+    s = keras.layers.ReLU(dtype=FLOAT32, name="out_relu")(_dense(f, params["final_kernel"], params["final_bias"], "final", s))
+    logits = _dense(config.channels * config.levels, params["head_kernel"], params["head_bias"], "head", s)
+    outputs[LOGITS_OUTPUT] = keras.layers.Reshape((config.channels, config.levels), dtype=FLOAT32, name=LOGITS_OUTPUT)(logits)
+    return keras.Model(inputs, outputs, name="gated_pixel_step")
+
+
+def build_row_step_model(params: dict, config: ModelConfig) -> keras.Model:
+    """The vertical stack over one finished row (serve.gated_cached.RowFn as a Keras model).
+
+    Inputs band_0 float32 (B, k//2+1, W+2*(k//2), C), band_n (B, k//2, W+2*(k//2), F) for n >= 1, label when
+    conditional; outputs vertical_n (B, W, F) for n < L-1 and above_n (B, W, 2F) for every layer.
+    """
+    f, r, w, L = config.filters, config.kernel_size // 2, config.width, config.num_layers
+    inputs = {"band_0": keras.Input((r + 1, w + 2 * r, config.channels), name="band_0")}
+    inputs.update({f"band_{n}": keras.Input((r, w + 2 * r, f), name=f"band_{n}") for n in range(1, L)})
+    if config.num_classes:
+        inputs[LABEL_INPUT] = keras.Input((), dtype="int32", name=LABEL_INPUT)
+    outputs, band, vertical = {}, inputs["band_0"], None
+    for n in range(L):
+        if n:
+            new_row = keras.layers.Reshape((1, w, f), dtype=FLOAT32, name=f"new_row_{n}")(vertical)
+            new_row = keras.layers.ZeroPadding2D(((0, 0), (r, r)), dtype=FLOAT32, name=f"pad_{n}")(new_row)
+            band = keras.layers.Concatenate(axis=1, dtype=FLOAT32, name=f"band_{n}_full")([inputs[f"band_{n}"], new_row])
+        conv = keras.layers.Conv2D(2 * f, (r + 1, config.kernel_size), dtype=FLOAT32, name=f"v_conv_{n}")
+        pre = keras.layers.Reshape((w, 2 * f), dtype=FLOAT32, name=f"v_pre_{n}")(conv(band))
+        conv.set_weights([params[f"v_kernel_{n}"], params[f"v_bias_{n}"]])
+        outputs[f"above_{n}"] = _dense(2 * f, params[f"link_kernel_{n}"], None, f"above_{n}", pre)
+        if n == L - 1:
+            break  # the last layer's vertical output feeds nothing
+        if config.num_classes:
+            bias = _embedding(params, f"v_embedding_{n}", inputs[LABEL_INPUT], f"v_embedding_{n}")
+            bias = keras.layers.Reshape((1, 2 * f), dtype=FLOAT32, name=f"v_label_{n}")(bias)
+            pre = keras.layers.Add(dtype=FLOAT32, name=f"v_conditioned_{n}")([pre, bias])
+        vertical = GatedActivation(dtype=FLOAT32, name=f"vertical_{n}")(pre)
+        outputs[f"vertical_{n}"] = vertical
+    return keras.Model(inputs, outputs, name="gated_row_step")
+
+
+def build_gated_step_models(model: keras.Model, config: ModelConfig) -> tuple[keras.Model, keras.Model]:
+    params = fold_gated_params(model, config)
+    return build_pixel_step_model(params, config), build_row_step_model(params, config)
+
+
+def _compiled(step_model: keras.Model, jit_compile: bool):
+    """feeds dict of numpy -> dict of numpy through one concrete tf.function (any batch size)."""
+    import tensorflow as tf
+
+    names = list(step_model.input)
+    specs = {name: tf.TensorSpec((None, *step_model.input[name].shape[1:]), step_model.input[name].dtype) for name in names}
+    traced = tf.function(lambda feeds: step_model(feeds, training=False), input_signature=[specs], jit_compile=jit_compile)
+    concrete = traced.get_concrete_function()
+
+    def call(feeds: dict) -> dict:
+        out = concrete({name: tf.convert_to_tensor(np.ascontiguousarray(feeds[name], specs[name].dtype.as_numpy_dtype))
+                        for name in names})
+        return {name: value.numpy() for name, value in out.items()}
+
+    return call
+
+
+def keras_gated_step(pixel_model: keras.Model, row_model: keras.Model, jit_compile: bool = True) -> GatedStep:
+    """serve.gated_cached step functions over the two Keras step models."""
+    from serve.gated_cached import step_from_runners
+
+    return step_from_runners(_compiled(pixel_model, jit_compile), _compiled(row_model, False),
+                             num_layers=len([n for n in pixel_model.input if n.startswith("window_")]),
+                             conditional=LABEL_INPUT in pixel_model.input)

@@ -1,0 +1,217 @@
+"""Cached sampling for the Gated PixelCNN (numpy only): a pixel step per sub-pixel, a row step per finished row."""
+from __future__ import annotations
+
+from typing import Callable, NamedTuple, Sequence
+
+import numpy as np
+
+from serve.sampling import SamplingError, check_request, draw, uniforms
+
+# pixel(windows, aboves, labels) -> (features, logits): the horizontal stack at one position.
+#   windows[0] float32 (B, k//2+1, C): level indices of the current row, columns j-k//2..j (the centre's later
+#   channels are ignored); windows[l] (B, k//2+1, F): layer l-1's horizontal outputs there (centre ignored: the
+#   step recomputes it). aboves[l] (B, 2F): the row step's link term for this column. labels int32 (B,) or None.
+#   features[l] (B, F): layer l's new horizontal output (l = 0..L-2); logits (B, C, levels).
+PixelFn = Callable[[Sequence[np.ndarray], Sequence[np.ndarray], "np.ndarray | None"], "tuple[list, np.ndarray]"]
+# row(bands, labels) -> (verticals, aboves): the vertical stack over a finished row i.
+#   bands[0] float32 (B, k//2+1, W+2*(k//2), C): image rows i-k//2..i padded; bands[l] (B, k//2, W+2*(k//2), F):
+#   layer l-1's vertical outputs on rows i-k//2..i-1 (row i is computed inside). verticals[l] (B, W, F) is layer l's
+#   vertical output on row i (l = 0..L-2); aboves[l] (B, W, 2F) the link term row i+1's pixel steps add.
+RowFn = Callable[[Sequence[np.ndarray], "np.ndarray | None"], "tuple[list, list]"]
+
+
+class GatedStep(NamedTuple):
+    """The two step functions cached gated sampling runs: what a step_fn is for the seed architecture."""
+
+    pixel: PixelFn
+    row: RowFn
+
+
+def run_gated(
+    step: GatedStep,
+    *,
+    shape: tuple[int, int, int],
+    num_layers: int,
+    kernel_size: int,
+    filters: int,
+    levels: int,
+    choose: Callable[[int, int, int, np.ndarray], np.ndarray],
+    batch: int,
+    labels: np.ndarray | None,
+    progress: Callable[[int], None] | None = None,
+) -> np.ndarray:
+    """Raster/RGB loop over one batch; choose(i, j, c, logits (B, levels)) returns the level written there.
+
+    Drawing gives sampling; returning known levels gives every position's logits under teacher forcing (parity).
+    """
+    height, width, channels = shape
+    if kernel_size < 3 or kernel_size % 2 == 0:
+        raise SamplingError(f"cached gated sampling needs an odd kernel_size >= 3, got {kernel_size}")
+    pad = kernel_size // 2
+    image = np.full((batch, height + pad, width + 2 * pad, channels), (levels - 1) / 2, np.float32)
+    verticals = [np.zeros((batch, height + pad, width + 2 * pad, filters), np.float32) for _ in range(num_layers - 1)]
+    horizontals = [np.zeros((batch, width + pad, filters), np.float32) for _ in range(num_layers - 1)]
+    # Row -1 does not exist: the full model's shift-down feeds the link zeros there, so its term starts at zero
+    # (the link's bias is folded into the pixel step's bias).
+    aboves = [np.zeros((batch, width, 2 * filters), np.float32) for _ in range(num_layers)]
+    out = np.zeros((batch, height, width, channels), np.uint8)
+    for i in range(height):
+        for j in range(width):
+            for c in range(channels):
+                windows = [image[:, i + pad, j : j + pad + 1]] + [h[:, j : j + pad + 1] for h in horizontals]
+                features, logits = step.pixel(windows, [a[:, j] for a in aboves], labels)
+                if len(features) != num_layers - 1 or logits.shape[1] != channels:
+                    raise SamplingError(
+                        f"pixel step gave {len(features)} feature maps and logits {logits.shape}; expected "
+                        f"{num_layers - 1} and (batch, {channels}, levels): does it match the model config?"
+                    )
+                level = choose(i, j, c, logits[:, c])
+                out[:, i, j, c] = level
+                image[:, i + pad, j + pad, c] = level
+                for cache, feature in zip(horizontals, features):
+                    cache[:, j + pad] = feature
+                if progress:
+                    progress(batch)
+        if i + 1 < height:
+            bands = [image[:, i : i + pad + 1]] + [v[:, i : i + pad] for v in verticals]
+            new_rows, aboves = step.row(bands, labels)
+            for cache, row in zip(verticals, new_rows):
+                cache[:, i + pad, pad : pad + width] = row
+    return out
+
+
+def sample_gated_cached(
+    step: GatedStep,
+    *,
+    num_images: int,
+    shape: tuple[int, int, int],
+    num_layers: int,
+    kernel_size: int,
+    filters: int,
+    levels: int,
+    seed: int = 0,
+    temperature: float = 1.0,
+    batch_size: int | None = None,
+    labels: np.ndarray | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> np.ndarray:
+    """uint8 level indices (N, H, W, C); the same uniforms and draw as serve.sampling.sample_naive, so the same images."""
+    check_request(num_images, temperature, batch_size)
+    height, width, channels = shape
+    u = uniforms(num_images, height, width, channels, seed)
+    images = np.zeros((num_images, height, width, channels), np.uint8)
+    batch_size = batch_size or num_images
+    for start in range(0, num_images, batch_size):
+        stop = min(start + batch_size, num_images)
+        batch_u = u[start:stop]
+        images[start:stop] = run_gated(
+            step, shape=shape, num_layers=num_layers, kernel_size=kernel_size, filters=filters, levels=levels,
+            choose=lambda i, j, c, logits: draw(logits, batch_u[:, i, j, c], temperature),
+            batch=stop - start, labels=None if labels is None else labels[start:stop], progress=progress,
+        )
+    return images
+
+
+def teacher_forced_logits(step: GatedStep, images: np.ndarray, labels, layout: dict) -> np.ndarray:
+    """Logits (N, H, W, C, levels) the step functions give at every sub-pixel when fed images' own levels."""
+    images = np.asarray(images)
+    n, height, width, channels = images.shape
+    logits = None
+
+    def choose(i, j, c, row_logits):
+        nonlocal logits
+        if logits is None:
+            logits = np.zeros((n, height, width, channels, row_logits.shape[-1]), np.float32)
+        logits[:, i, j, c] = row_logits
+        return images[:, i, j, c]
+
+    run_gated(step, shape=(height, width, channels), choose=choose, batch=n, labels=labels,
+              **{key: layout[key] for key in ("num_layers", "kernel_size", "filters", "levels")})
+    return logits
+
+
+def step_from_runners(pixel_run, row_run, *, num_layers: int, conditional: bool) -> GatedStep:
+    """GatedStep over two runtimes that map a feeds dict to an outputs dict (exported pixel/row step models).
+
+    Tensor names: window_n, above_n, label -> features_n, logits; band_n, label -> vertical_n, above_n.
+    """
+
+    def feeds(named: dict, labels) -> dict:
+        named = {name: np.ascontiguousarray(value, np.float32) for name, value in named.items()}
+        if conditional:
+            if labels is None:
+                raise SamplingError("this step model is class-conditional: it needs labels")
+            named["label"] = np.ascontiguousarray(labels, np.int32)
+        return named
+
+    def pixel(windows, aboves, labels):
+        named = {f"window_{n}": w for n, w in enumerate(windows)} | {f"above_{n}": a for n, a in enumerate(aboves)}
+        out = pixel_run(feeds(named, labels))
+        return [out[f"features_{n}"] for n in range(num_layers - 1)], out["logits"]
+
+    def row(bands, labels):
+        out = row_run(feeds({f"band_{n}": b for n, b in enumerate(bands)}, labels))
+        return [out[f"vertical_{n}"] for n in range(num_layers - 1)], [out[f"above_{n}"] for n in range(num_layers)]
+
+    return GatedStep(pixel, row)
+
+
+def _gate(x: np.ndarray) -> np.ndarray:
+    first, second = np.split(x, 2, axis=-1)
+    return np.tanh(first) / (1.0 + np.exp(-second))
+
+
+def numpy_gated_step(params: dict) -> GatedStep:
+    """TensorFlow-free step functions from pixelcnn_tf.gated_cached.fold_gated_params (or np.load of its npz)."""
+    p = {name: np.asarray(value, np.float32) for name, value in params.items()}
+    num_layers = sum(1 for name in p if name.startswith("v_kernel_"))
+    conditional = "h_embedding_0" in p
+    v_kernels = [p[f"v_kernel_{n}"] for n in range(num_layers)]
+    k = v_kernels[0].shape[1]
+
+    def labels_for(labels):
+        if conditional and labels is None:
+            raise SamplingError("this step function is class-conditional: it needs labels")
+        return labels
+
+    def pixel(windows, aboves, labels):
+        labels = labels_for(labels)
+        batch = windows[0].shape[0]
+        features, x, skip = [], None, 0.0
+        for n in range(num_layers):
+            y = windows[n].reshape(batch, -1) @ p[f"h_kernel_{n}"] + p[f"h_bias_{n}"] + aboves[n]
+            if n:
+                y += x @ p[f"h_centre_{n}"]
+            if conditional:
+                y += p[f"h_embedding_{n}"][labels]
+            gated = _gate(y)
+            skip = skip + gated @ p[f"skip_kernel_{n}"] + p[f"skip_bias_{n}"]
+            if n < num_layers - 1:  # the last layer's horizontal output feeds nothing
+                out = gated @ p[f"out_kernel_{n}"] + p[f"out_bias_{n}"]
+                x = out + x if n else out
+                features.append(x)
+        hidden = np.maximum(np.maximum(skip, 0.0) @ p["final_kernel"] + p["final_bias"], 0.0)
+        logits = hidden @ p["head_kernel"] + p["head_bias"]
+        return features, logits.reshape(batch, windows[0].shape[-1], -1)
+
+    def row(bands, labels):
+        labels = labels_for(labels)
+        batch, width = bands[0].shape[0], bands[0].shape[2] - (k - 1)
+        verticals, aboves, band = [], [], bands[0]
+        for n in range(num_layers):
+            if n:
+                new_row = np.pad(verticals[-1], ((0, 0), (k // 2, k // 2), (0, 0)))[:, None]
+                band = np.concatenate([bands[n], new_row], axis=1)
+            # (B, rows, W, F, k) windows -> (B*W, rows*k*F): the conv as one matmul over the row.
+            windows = np.lib.stride_tricks.sliding_window_view(band, k, axis=2).transpose(0, 2, 1, 4, 3)
+            pre = windows.reshape(batch * width, -1) @ v_kernels[n].reshape(-1, v_kernels[n].shape[-1]) + p[f"v_bias_{n}"]
+            pre = pre.reshape(batch, width, -1)
+            aboves.append(pre @ p[f"link_kernel_{n}"])
+            if n == num_layers - 1:
+                break  # the last layer's vertical output feeds nothing
+            if conditional:
+                pre = pre + p[f"v_embedding_{n}"][labels][:, None]
+            verticals.append(_gate(pre))
+        return verticals, aboves
+
+    return GatedStep(pixel, row)
