@@ -8,6 +8,7 @@ import sys
 import tempfile
 import time
 
+from bench import batch_sizes
 from pixelcnn_tf.files import write_json_atomic
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -19,20 +20,16 @@ def parse_args(argv):
     parser.add_argument("--export", help="an existing export of that checkpoint (default: export into a temporary folder)")
     parser.add_argument("--backends", default="keras,savedmodel,onnx,tflite", help="comma list; tflite_int8 etc. need those variants")
     parser.add_argument("--tflite-quantize", default="", help="variants to export when --export is not given, e.g. float16,int8")
-    parser.add_argument("--batch-sizes", default="1,144", help="comma list (default 1,144)")
+    parser.add_argument("--batch-sizes", type=batch_sizes, default="1,144", help="comma list (default 1,144)")
     parser.add_argument("--steps", type=int, default=20,
                         help="timed sub-pixel steps per batch size, extrapolated to whole images (every naive step is one "
                         "full forward pass, so each costs the same); 0 = all of them, i.e. really sample whole images")
     parser.add_argument("--threads", type=int, help="onnxruntime / LiteRT threads (default: theirs)")
     parser.add_argument("--json", help="also write the figures here")
     args = parser.parse_args(argv)
-    try:
-        args.batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
-    except ValueError:
-        parser.error(f"--batch-sizes must be integers, got {args.batch_sizes!r}")
     args.backends = [b for b in args.backends.split(",") if b]
-    if args.steps < 0 or min(args.batch_sizes) < 1:
-        parser.error("--steps must be >= 0 and batch sizes positive")
+    if args.steps < 0:
+        parser.error("--steps must be >= 0")
     return args
 
 
