@@ -22,6 +22,7 @@ TRAIN_KEYS = {
         "levels": ("model.levels", int),
         "architecture": ("model.architecture", str),
         "learning_rate": ("learning_rate", float),
+        "lr_schedule": ("lr_schedule", str),
     },
 }
 

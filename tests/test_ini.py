@@ -26,8 +26,9 @@ def test_shipped_generate_config():
 
 def test_values_are_parsed(tmp_path):
     path = tmp_path / "c.txt"
-    path.write_text("[data]\npath = /data\nbatch_size = 32\n[network]\nno_layers = 3\nlevels = 2\n")
-    assert read_train_ini(str(path)) == {"model": {"num_layers": 3, "levels": 2}, "data_dir": "/data", "batch_size": 32}
+    path.write_text("[data]\npath = /data\nbatch_size = 32\n[network]\nno_layers = 3\nlevels = 2\nlr_schedule = cosine\n")
+    assert read_train_ini(str(path)) == {
+        "model": {"num_layers": 3, "levels": 2}, "data_dir": "/data", "batch_size": 32, "lr_schedule": "cosine"}
 
 
 def test_unknown_key_is_named(tmp_path):
