@@ -5,7 +5,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from serve.gated_cached import sample_gated_cached
+from serve.gated_cached import Chooser, run_gated
 from serve.metadata import ModelSpec
 from serve.sampling import SamplingError, check_labels, check_request, draw, uniforms
 
@@ -69,40 +69,50 @@ def sample_cached(
         labels = np.asarray(labels, dtype=np.int32)
         if labels.shape != (num_images,):
             raise SamplingError(f"labels must have shape ({num_images},), got {labels.shape}")
-    if architecture == "gated":
-        return sample_gated_cached(step_fn, num_images=num_images, shape=shape, num_layers=num_layers, kernel_size=kernel_size,
-                                   filters=filters, levels=levels, seed=seed, temperature=temperature, batch_size=batch_size,
-                                   labels=labels, progress=progress)
-    if architecture != "pixelcnn":
+    run = {"pixelcnn": run_seed, "gated": run_gated}.get(architecture)
+    if run is None:
         raise SamplingError(f"unknown architecture {architecture!r} for cached sampling")
     height, width, channels = shape
-    pad, span = kernel_size // 2, kernel_size
     u = uniforms(num_images, height, width, channels, seed)
     images = np.zeros((num_images, height, width, channels), dtype=np.uint8)
     batch_size = batch_size or num_images
     for start in range(0, num_images, batch_size):
         stop = min(start + batch_size, num_images)
-        caches = new_caches(stop - start, shape, num_layers, kernel_size, filters, levels)
-        batch_labels = None if labels is None else labels[start:stop]
-        for i in range(height):
-            for j in range(width):
-                for c in range(channels):
-                    # Cache row i..i+pad, column j..j+2*pad covers image rows i-pad..i, columns j-pad..j+pad.
-                    windows = [cache[:, i : i + pad + 1, j : j + span] for cache in caches]
-                    features, logits = step_fn(windows, batch_labels)
-                    if len(features) != num_layers - 1 or logits.shape[1] != channels:
-                        raise SamplingError(
-                            f"step function gave {len(features)} feature maps and logits {logits.shape}; expected "
-                            f"{num_layers - 1} and (batch, {channels}, levels): does it match the model config?"
-                        )
-                    level = draw(logits[:, c], u[start:stop, i, j, c], temperature)
-                    images[start:stop, i, j, c] = level
-                    caches[0][:, i + pad, j + pad, c] = level
-                    for index, feature in enumerate(features):
-                        caches[index + 1][:, i + pad, j + pad] = feature
-                    if progress:
-                        progress(stop - start)
+        batch_u = u[start:stop]
+        images[start:stop] = run(
+            step_fn, shape=shape, num_layers=num_layers, kernel_size=kernel_size, filters=filters, levels=levels,
+            choose=lambda i, j, c, logits: draw(logits, batch_u[:, i, j, c], temperature),
+            batch=stop - start, labels=None if labels is None else labels[start:stop], progress=progress,
+        )
     return images
+
+
+def run_seed(step_fn: StepFn, *, shape, num_layers: int, kernel_size: int, filters: int, levels: int,
+             choose: Chooser, batch: int, labels, progress=None) -> np.ndarray:
+    """The seed architecture's raster/RGB loop over one batch (see serve.gated_cached.run_gated for choose)."""
+    height, width, channels = shape
+    pad, span = kernel_size // 2, kernel_size
+    caches = new_caches(batch, shape, num_layers, kernel_size, filters, levels)
+    out = np.zeros((batch, height, width, channels), np.uint8)
+    for i in range(height):
+        for j in range(width):
+            for c in range(channels):
+                # Cache row i..i+pad, column j..j+2*pad covers image rows i-pad..i, columns j-pad..j+pad.
+                windows = [cache[:, i : i + pad + 1, j : j + span] for cache in caches]
+                features, logits = step_fn(windows, labels)
+                if len(features) != num_layers - 1 or logits.shape[1] != channels:
+                    raise SamplingError(
+                        f"step function gave {len(features)} feature maps and logits {logits.shape}; expected "
+                        f"{num_layers - 1} and (batch, {channels}, levels): does it match the model config?"
+                    )
+                level = choose(i, j, c, logits[:, c])
+                out[:, i, j, c] = level
+                caches[0][:, i + pad, j + pad, c] = level
+                for index, feature in enumerate(features):
+                    caches[index + 1][:, i + pad, j + pad] = feature
+                if progress:
+                    progress(batch)
+    return out
 
 
 class CachedSampler:

@@ -5,7 +5,7 @@ from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 
-from serve.sampling import SamplingError, check_request, draw, uniforms
+from serve.sampling import SamplingError
 
 # pixel(windows, aboves, labels) -> (features, logits): the horizontal stack at one position.
 #   windows[0] float32 (B, k//2+1, C): level indices of the current row, columns j-k//2..j (the centre's later
@@ -18,6 +18,10 @@ PixelFn = Callable[[Sequence[np.ndarray], Sequence[np.ndarray], "np.ndarray | No
 #   layer l-1's vertical outputs on rows i-k//2..i-1 (row i is computed inside). verticals[l] (B, W, F) is layer l's
 #   vertical output on row i (l = 0..L-2); aboves[l] (B, W, 2F) the link term row i+1's pixel steps add.
 RowFn = Callable[[Sequence[np.ndarray], "np.ndarray | None"], "tuple[list, list]"]
+
+
+# choose(i, j, c, logits (B, levels)) -> the levels (B,) written at sub-pixel (i, j, c): a draw when sampling.
+Chooser = Callable[[int, int, int, np.ndarray], np.ndarray]
 
 
 class GatedStep(NamedTuple):
@@ -35,14 +39,14 @@ def run_gated(
     kernel_size: int,
     filters: int,
     levels: int,
-    choose: Callable[[int, int, int, np.ndarray], np.ndarray],
+    choose: Chooser,
     batch: int,
     labels: np.ndarray | None,
     progress: Callable[[int], None] | None = None,
 ) -> np.ndarray:
-    """Raster/RGB loop over one batch; choose(i, j, c, logits (B, levels)) returns the level written there.
+    """The gated raster/RGB loop over one batch: a pixel step per sub-pixel, a row step after each finished row.
 
-    Drawing gives sampling; returning known levels gives every position's logits under teacher forcing (parity).
+    choose draws (serve.cached.sample_cached) or returns known levels (teacher_forced_logits: every logit, for parity).
     """
     height, width, channels = shape
     if kernel_size < 3 or kernel_size % 2 == 0:
@@ -78,38 +82,6 @@ def run_gated(
             for cache, row in zip(verticals, new_rows):
                 cache[:, i + pad, pad : pad + width] = row
     return out
-
-
-def sample_gated_cached(
-    step: GatedStep,
-    *,
-    num_images: int,
-    shape: tuple[int, int, int],
-    num_layers: int,
-    kernel_size: int,
-    filters: int,
-    levels: int,
-    seed: int = 0,
-    temperature: float = 1.0,
-    batch_size: int | None = None,
-    labels: np.ndarray | None = None,
-    progress: Callable[[int], None] | None = None,
-) -> np.ndarray:
-    """uint8 level indices (N, H, W, C); the same uniforms and draw as serve.sampling.sample_naive, so the same images."""
-    check_request(num_images, temperature, batch_size)
-    height, width, channels = shape
-    u = uniforms(num_images, height, width, channels, seed)
-    images = np.zeros((num_images, height, width, channels), np.uint8)
-    batch_size = batch_size or num_images
-    for start in range(0, num_images, batch_size):
-        stop = min(start + batch_size, num_images)
-        batch_u = u[start:stop]
-        images[start:stop] = run_gated(
-            step, shape=shape, num_layers=num_layers, kernel_size=kernel_size, filters=filters, levels=levels,
-            choose=lambda i, j, c, logits: draw(logits, batch_u[:, i, j, c], temperature),
-            batch=stop - start, labels=None if labels is None else labels[start:stop], progress=progress,
-        )
-    return images
 
 
 def teacher_forced_logits(step: GatedStep, images: np.ndarray, labels, layout: dict) -> np.ndarray:
