@@ -47,3 +47,11 @@ def test_fresh_clone_generate_samples_the_shipped_model(tmp_path, monkeypatch, c
     assert "shipped" in capsys.readouterr().err
     picture = np.asarray(Image.open(tmp_path / "s.png"))
     assert picture.shape == (56, 56) and set(np.unique(picture)) <= {0, 255}
+
+
+def test_shipped_step_models_draw_what_the_full_model_draws():
+    cached = Sampler.load(PRETRAINED, "tflite")
+    assert cached.sampler == "cached" and cached.layout["architecture"] == "gated"
+    naive = Sampler.load(PRETRAINED, "tflite", sampler="naive").sample(1, seed=11)
+    np.testing.assert_array_equal(cached.sample(1, seed=11), naive)
+    np.testing.assert_array_equal(Sampler.load(PRETRAINED, "numpy").sample(1, seed=11), naive)
