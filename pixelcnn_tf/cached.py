@@ -16,7 +16,7 @@ from pixelcnn_tf.errors import UserError
 from pixelcnn_tf.layers import causal_mask
 from serve.cached import CachedSampler
 from serve.metadata import ModelSpec
-from serve.sampling import SamplingError
+from serve.step_runtimes import seed_step
 
 LABEL_INPUT = "label"
 LOGITS_OUTPUT = "logits"
@@ -153,44 +153,36 @@ def cached_layout(config: ModelConfig) -> dict:
                 architecture=config.architecture)
 
 
+def compiled_runner(step_model: keras.Model, jit_compile: bool = True):
+    """run(feeds dict of numpy) -> outputs dict of numpy through one concrete tf.function (any batch size).
+
+    Like serve.step_runtimes' onnx/tflite runners it carries .inputs {name: shape} and .outputs, so the same adapters
+    (seed_step, step_from_runners) turn it into step functions. The concrete function skips tf.function's per-call
+    signature matching: a large share of a tiny step's cost.
+    """
+    import tensorflow as tf
+
+    names = list(step_model.input)
+    specs = {name: tf.TensorSpec((None, *step_model.input[name].shape[1:]), step_model.input[name].dtype) for name in names}
+    traced = tf.function(lambda feeds: step_model(feeds, training=False), input_signature=[specs], jit_compile=jit_compile)
+    concrete = traced.get_concrete_function()
+
+    def run(feeds: dict) -> dict:
+        out = concrete({name: tf.convert_to_tensor(np.ascontiguousarray(feeds[name], specs[name].dtype.as_numpy_dtype))
+                        for name in names})
+        return {name: value.numpy() for name, value in out.items()}
+
+    run.inputs = {name: list(step_model.input[name].shape) for name in names}
+    run.outputs = list(step_model.output)
+    return run
+
+
 def keras_step_fn(step_model: keras.Model, jit_compile: bool = True):
     """A step function for serve.cached.sample_cached: one compiled (tf.function) call per sub-pixel, any batch.
 
     XLA fuses the step's ~50 small ops into one program: 10-20% faster per step on CPU; it compiles once per batch size.
     """
-    import tensorflow as tf
-
-    names = [name for name in step_model.input if name.startswith("window_")]
-    names.sort(key=lambda name: int(name.split("_")[1]))
-    conditional = LABEL_INPUT in step_model.input
-    specs = [tf.TensorSpec((None, *step_model.input[name].shape[1:]), tf.float32) for name in names]
-    feature_names = sorted((n for n in step_model.output if n != LOGITS_OUTPUT), key=lambda n: int(n.split("_")[1]))
-
-    def call(windows, labels):
-        inputs = dict(zip(names, windows))
-        if conditional:
-            inputs[LABEL_INPUT] = labels
-        out = step_model(inputs, training=False)
-        return [out[n] for n in feature_names], out[LOGITS_OUTPUT]
-
-    signature = [specs] + ([tf.TensorSpec((None,), tf.int32)] if conditional else [])
-    traced = tf.function(
-        call if conditional else (lambda windows: call(windows, None)), input_signature=signature, jit_compile=jit_compile
-    )
-    # The concrete function skips tf.function's per-call signature matching: a large share of a tiny step's cost.
-    compiled = traced.get_concrete_function()
-
-    def step(windows, labels):
-        tensors = [tf.convert_to_tensor(np.ascontiguousarray(w, np.float32)) for w in windows]
-        if conditional:
-            if labels is None:
-                raise SamplingError("this step model is class-conditional: it needs labels")
-            features, logits = compiled(tensors, tf.convert_to_tensor(np.asarray(labels, np.int32)))
-        else:
-            features, logits = compiled(tensors)
-        return [t.numpy() for t in features], logits.numpy()
-
-    return step
+    return seed_step(compiled_runner(step_model, jit_compile))
 
 
 def keras_cached_sampler(model: keras.Model, config: ModelConfig, jit_compile: bool = True) -> CachedSampler:

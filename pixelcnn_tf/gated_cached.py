@@ -4,11 +4,12 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from pixelcnn_tf.cached import compiled_runner
 from pixelcnn_tf.config import ModelConfig
 from pixelcnn_tf.errors import UserError
 from pixelcnn_tf.gated import GatedActivation, row_mask
 from pixelcnn_tf.layers import causal_mask
-from serve.gated_cached import GatedStep
+from serve.gated_cached import GatedStep, step_from_runners
 
 LABEL_INPUT = "label"
 LOGITS_OUTPUT = "logits"
@@ -170,27 +171,8 @@ def build_gated_step_models(model: keras.Model, config: ModelConfig) -> tuple[ke
     return build_pixel_step_model(params, config), build_row_step_model(params, config)
 
 
-def _compiled(step_model: keras.Model, jit_compile: bool):
-    """feeds dict of numpy -> dict of numpy through one concrete tf.function (any batch size)."""
-    import tensorflow as tf
-
-    names = list(step_model.input)
-    specs = {name: tf.TensorSpec((None, *step_model.input[name].shape[1:]), step_model.input[name].dtype) for name in names}
-    traced = tf.function(lambda feeds: step_model(feeds, training=False), input_signature=[specs], jit_compile=jit_compile)
-    concrete = traced.get_concrete_function()
-
-    def call(feeds: dict) -> dict:
-        out = concrete({name: tf.convert_to_tensor(np.ascontiguousarray(feeds[name], specs[name].dtype.as_numpy_dtype))
-                        for name in names})
-        return {name: value.numpy() for name, value in out.items()}
-
-    return call
-
-
 def keras_gated_step(pixel_model: keras.Model, row_model: keras.Model, jit_compile: bool = True) -> GatedStep:
     """serve.gated_cached step functions over the two Keras step models."""
-    from serve.gated_cached import step_from_runners
-
-    return step_from_runners(_compiled(pixel_model, jit_compile), _compiled(row_model, False),
+    return step_from_runners(compiled_runner(pixel_model, jit_compile), compiled_runner(row_model, False),
                              num_layers=len([n for n in pixel_model.input if n.startswith("window_")]),
                              conditional=LABEL_INPUT in pixel_model.input)

@@ -7,7 +7,7 @@ import numpy as np
 
 from serve.gated_cached import Chooser, run_gated
 from serve.metadata import ModelSpec
-from serve.sampling import SamplingError, check_labels, check_request, draw, uniforms
+from serve.sampling import SamplingError, check_labels, check_request, check_step_output, draw, uniforms
 
 # step_fn(windows, labels) -> (features, logits): windows[0] float32 (B, k//2+1, k, C) of level indices,
 # windows[l] float32 (B, k//2+1, k, F) of layer l-1's outputs; labels int32 (B,) or None.
@@ -100,11 +100,7 @@ def run_seed(step_fn: StepFn, *, shape, num_layers: int, kernel_size: int, filte
                 # Cache row i..i+pad, column j..j+2*pad covers image rows i-pad..i, columns j-pad..j+pad.
                 windows = [cache[:, i : i + pad + 1, j : j + span] for cache in caches]
                 features, logits = step_fn(windows, labels)
-                if len(features) != num_layers - 1 or logits.shape[1] != channels:
-                    raise SamplingError(
-                        f"step function gave {len(features)} feature maps and logits {logits.shape}; expected "
-                        f"{num_layers - 1} and (batch, {channels}, levels): does it match the model config?"
-                    )
+                check_step_output("step function", features, logits, num_layers, channels)
                 level = choose(i, j, c, logits[:, c])
                 out[:, i, j, c] = level
                 caches[0][:, i + pad, j + pad, c] = level

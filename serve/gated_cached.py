@@ -5,7 +5,7 @@ from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 
-from serve.sampling import SamplingError
+from serve.sampling import SamplingError, check_step_output
 
 # pixel(windows, aboves, labels) -> (features, logits): the horizontal stack at one position.
 #   windows[0] float32 (B, k//2+1, C): level indices of the current row, columns j-k//2..j (the centre's later
@@ -64,11 +64,7 @@ def run_gated(
             for c in range(channels):
                 windows = [image[:, i + pad, j : j + pad + 1]] + [h[:, j : j + pad + 1] for h in horizontals]
                 features, logits = step.pixel(windows, [a[:, j] for a in aboves], labels)
-                if len(features) != num_layers - 1 or logits.shape[1] != channels:
-                    raise SamplingError(
-                        f"pixel step gave {len(features)} feature maps and logits {logits.shape}; expected "
-                        f"{num_layers - 1} and (batch, {channels}, levels): does it match the model config?"
-                    )
+                check_step_output("pixel step", features, logits, num_layers, channels)
                 level = choose(i, j, c, logits[:, c])
                 out[:, i, j, c] = level
                 image[:, i + pad, j + pad, c] = level
@@ -138,8 +134,14 @@ def numpy_gated_step(params: dict) -> GatedStep:
     p = {name: np.asarray(value, np.float32) for name, value in params.items()}
     num_layers = sum(1 for name in p if name.startswith("v_kernel_"))
     conditional = "h_embedding_0" in p
-    v_kernels = [p[f"v_kernel_{n}"] for n in range(num_layers)]
-    k = v_kernels[0].shape[1]
+    k = p["v_kernel_0"].shape[1]
+    # Gathered once, so a step does no name lookups. None marks what a layer lacks: layer 0 has no centre
+    # (its centre tap is in the window), the last layer no out_ (its output feeds nothing), no embeddings unconditional.
+    layer = [{key: p.get(f"{key}_{n}") for key in ("h_kernel", "h_bias", "h_centre", "h_embedding", "skip_kernel",
+                                                    "skip_bias", "out_kernel", "out_bias", "v_bias", "link_kernel",
+                                                    "v_embedding")} for n in range(num_layers)]
+    for n, arrays in enumerate(layer):
+        arrays["v_kernel"] = p[f"v_kernel_{n}"].reshape(-1, p[f"v_kernel_{n}"].shape[-1])  # (rows*k*F_in, 2F)
 
     def labels_for(labels):
         if conditional and labels is None:
@@ -150,16 +152,16 @@ def numpy_gated_step(params: dict) -> GatedStep:
         labels = labels_for(labels)
         batch = windows[0].shape[0]
         features, x, skip = [], None, 0.0
-        for n in range(num_layers):
-            y = windows[n].reshape(batch, -1) @ p[f"h_kernel_{n}"] + p[f"h_bias_{n}"] + aboves[n]
+        for n, a in enumerate(layer):
+            y = windows[n].reshape(batch, -1) @ a["h_kernel"] + a["h_bias"] + aboves[n]
             if n:
-                y += x @ p[f"h_centre_{n}"]
+                y += x @ a["h_centre"]
             if conditional:
-                y += p[f"h_embedding_{n}"][labels]
+                y += a["h_embedding"][labels]
             gated = _gate(y)
-            skip = skip + gated @ p[f"skip_kernel_{n}"] + p[f"skip_bias_{n}"]
+            skip = skip + gated @ a["skip_kernel"] + a["skip_bias"]
             if n < num_layers - 1:  # the last layer's horizontal output feeds nothing
-                out = gated @ p[f"out_kernel_{n}"] + p[f"out_bias_{n}"]
+                out = gated @ a["out_kernel"] + a["out_bias"]
                 x = out + x if n else out
                 features.append(x)
         hidden = np.maximum(np.maximum(skip, 0.0) @ p["final_kernel"] + p["final_bias"], 0.0)
@@ -170,19 +172,18 @@ def numpy_gated_step(params: dict) -> GatedStep:
         labels = labels_for(labels)
         batch, width = bands[0].shape[0], bands[0].shape[2] - (k - 1)
         verticals, aboves, band = [], [], bands[0]
-        for n in range(num_layers):
+        for n, a in enumerate(layer):
             if n:
                 new_row = np.pad(verticals[-1], ((0, 0), (k // 2, k // 2), (0, 0)))[:, None]
                 band = np.concatenate([bands[n], new_row], axis=1)
             # (B, rows, W, F, k) windows -> (B*W, rows*k*F): the conv as one matmul over the row.
             windows = np.lib.stride_tricks.sliding_window_view(band, k, axis=2).transpose(0, 2, 1, 4, 3)
-            pre = windows.reshape(batch * width, -1) @ v_kernels[n].reshape(-1, v_kernels[n].shape[-1]) + p[f"v_bias_{n}"]
-            pre = pre.reshape(batch, width, -1)
-            aboves.append(pre @ p[f"link_kernel_{n}"])
+            pre = (windows.reshape(batch * width, -1) @ a["v_kernel"] + a["v_bias"]).reshape(batch, width, -1)
+            aboves.append(pre @ a["link_kernel"])
             if n == num_layers - 1:
                 break  # the last layer's vertical output feeds nothing
             if conditional:
-                pre = pre + p[f"v_embedding_{n}"][labels][:, None]
+                pre = pre + a["v_embedding"][labels][:, None]
             verticals.append(_gate(pre))
         return verticals, aboves
 

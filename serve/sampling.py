@@ -40,6 +40,15 @@ def check_labels(labels, num_images: int, num_classes: int) -> np.ndarray | None
     return labels
 
 
+def check_step_output(what: str, features, logits: np.ndarray, num_layers: int, channels: int) -> None:
+    """A cached step must give one feature map per layer but the last and (batch, channels, levels) logits."""
+    if len(features) != num_layers - 1 or logits.shape[1] != channels:
+        raise SamplingError(
+            f"{what} gave {len(features)} feature maps and logits {logits.shape}; expected "
+            f"{num_layers - 1} and (batch, {channels}, levels): does it match the model config?"
+        )
+
+
 def uniforms(num_images: int, height: int, width: int, channels: int, seed: int) -> np.ndarray:
     """One uniform per sub-pixel, drawn up front so every backend and batch size sees the same numbers."""
     return np.random.default_rng(seed).random((num_images, height, width, channels))

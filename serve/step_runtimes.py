@@ -82,7 +82,8 @@ def tflite_runner(path: str, threads: int | None = None):
     return run
 
 
-def _seed_step(run) -> StepFn:
+def seed_step(run) -> StepFn:
+    """The seed architecture's StepFn over a runner (feeds dict -> outputs dict, with .inputs and .outputs)."""
     conditional = LABEL in run.inputs
     names = _feature_names(run.outputs)
 
@@ -96,12 +97,12 @@ def _seed_step(run) -> StepFn:
 
 def onnx_step_fn(path: str, threads: int | None = None) -> StepFn:
     """Run an exported seed step model (.onnx) with onnxruntime: inputs window_l/label, outputs features_l/logits."""
-    return _seed_step(onnx_runner(path, threads))
+    return seed_step(onnx_runner(path, threads))
 
 
 def tflite_step_fn(path: str, threads: int | None = None) -> StepFn:
     """Run an exported seed step model (.tflite) with LiteRT (resizes to each batch size)."""
-    return _seed_step(tflite_runner(path, threads))
+    return seed_step(tflite_runner(path, threads))
 
 
 def read_npz(path: str) -> dict:
