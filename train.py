@@ -37,6 +37,9 @@ def parse_args(argv):
     parser.add_argument("config", nargs="?", help="seed-style INI file, e.g. config/config_train.txt")
     parser.add_argument("--preset", default="seed", choices=sorted(PRESETS), help="starting configuration (default: seed)")
     parser.add_argument("--conditional", action="store_true", help="condition on the dataset's class labels")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="start the run afresh even if its folder holds epochs (default: continue it)"
+    )
     for flag, (destination, kind) in FLAGS.items():
         extra = {}
         if flag == "--precision":
@@ -50,7 +53,9 @@ def parse_args(argv):
 
 
 def build_config(args):
-    from pixelcnn_tf.data import dataset_spec
+    """The TrainConfig of the arguments, validated (no TensorFlow needed)."""
+    from pixelcnn_tf.datasets import dataset_spec
+    from pixelcnn_tf.footprint import check_fits
     from pixelcnn_tf.ini import read_train_ini
 
     config = preset(args.preset)
@@ -69,7 +74,9 @@ def build_config(args):
     spec = dataset_spec(config.dataset)
     config.model.height, config.model.width, config.model.channels = spec.height, spec.width, spec.channels
     config.model.num_classes = spec.num_classes if args.conditional else 0
-    return config.validate()
+    config.validate()
+    check_fits(config)
+    return config
 
 
 def main(argv=None) -> int:
@@ -78,15 +85,33 @@ def main(argv=None) -> int:
 
 
 def _main(argv) -> int:
-    args = parse_args(argv)
-    import_tensorflow_quietly()
-    config = build_config(args)
-    from pixelcnn_tf.training import train
+    from pixelcnn_tf.run_folder import RunFolder
 
-    print(f"training {config.model.architecture} on {config.dataset} -> {config.run_dir}", file=sys.stderr)
-    history = train(config)
+    args = parse_args(argv)
+    config = build_config(args)
+    # Every check of the folder (and its lock) before TensorFlow: bad input is answered in well under a second.
+    run = RunFolder.open(config, args.overwrite)
+    if run.complete:
+        run.close()
+        print(
+            f"{config.run_dir} is complete: {run.epochs_done} epoch(s), --epochs {config.epochs}; nothing to do "
+            f"(a larger --epochs continues it, --overwrite starts it again)"
+        )
+        return 0
+    try:
+        import_tensorflow_quietly()
+        from pixelcnn_tf.training import train
+    except BaseException:
+        run.abandon()
+        raise
+    start = f"continuing from epoch {run.epochs_done}" if run.epochs_done else "training"
+    print(f"{start}: {config.model.architecture} on {config.dataset} -> {config.run_dir}", file=sys.stderr)
+    try:
+        history = train(config, run=run)
+    finally:
+        run.close()
     epochs_run = len(history.history.get("loss", []))
-    print(f"done: {epochs_run} epoch(s) this run; checkpoint, config and loss tables in {config.run_dir}")
+    print(f"done: {epochs_run} epoch(s) this run, {run.epochs_done} in all; checkpoint, config and loss tables in {config.run_dir}")
     return 0
 
 

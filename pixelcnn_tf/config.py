@@ -85,6 +85,8 @@ class TrainConfig:
             raise UserError(f"unknown lr_schedule {self.lr_schedule!r}; choose one of {', '.join(LR_SCHEDULES)}")
         if self.precision not in PRECISIONS:
             raise UserError(f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")
+        if self.run_name is not None:
+            check_run_name(self.run_name)
         for name in ("train_examples", "test_examples"):
             value = getattr(self, name)
             if value is not None and value < 1:
@@ -95,6 +97,12 @@ class TrainConfig:
     def run_dir(self) -> str:
         name = self.run_name or f"{self.dataset}_{self.model.architecture}_L{self.model.levels}"
         return os.path.join(self.save_path, name)
+
+
+def check_run_name(name: str) -> None:
+    """A run name is one folder name inside save_path: no separators, no '..', not absolute."""
+    if not name or name in (".", "..") or "/" in name or os.sep in name or "\0" in name:
+        raise UserError(f"run name {name!r} must be a single folder name (no '/', not '.' or '..'), kept inside the save path")
 
 
 # Presets override the seed defaults; "seed" is the original project's configuration.
@@ -173,10 +181,17 @@ def save_config(config: TrainConfig, directory: str) -> str:
 def load_config(directory: str) -> TrainConfig:
     path = os.path.join(directory, CONFIG_FILE)
     try:
-        with open(path) as f:
+        with open(path, encoding="utf-8") as f:
             data = json.load(f)
     except FileNotFoundError:
         raise UserError(f"no {CONFIG_FILE} in {directory}: not a checkpoint directory") from None
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise UserError(f"{path} is not valid JSON: {e}") from None
-    return train_config_from_dict(data)
+    except OSError as e:
+        raise UserError(f"cannot read {path}: {e.strerror}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("model", {}), dict):
+        raise UserError(f"{path} does not hold a training config")
+    try:
+        return train_config_from_dict(data)
+    except TypeError as e:
+        raise UserError(f"{path} does not hold a valid training config: {e}") from None

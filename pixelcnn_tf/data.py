@@ -4,37 +4,16 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
 
+from pixelcnn_tf.datasets import DATASETS, DatasetSpec, dataset_spec  # noqa: F401  (re-exported)
 from pixelcnn_tf.errors import UserError
 
 # The fixed seed of the test split's binarization: every run scores the very same binary test images.
 TEST_BINARIZATION_SEED = 1234
 DOWNLOAD_PROBE = ("storage.googleapis.com", 443)
-
-
-@dataclass(frozen=True)
-class DatasetSpec:
-    height: int
-    width: int
-    channels: int
-    num_classes: int
-
-
-DATASETS = {
-    "mnist": DatasetSpec(28, 28, 1, 10),
-    "fashion_mnist": DatasetSpec(28, 28, 1, 10),
-    "cifar10": DatasetSpec(32, 32, 3, 10),
-}
-
-
-def dataset_spec(name: str) -> DatasetSpec:
-    if name not in DATASETS:
-        raise UserError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
-    return DATASETS[name]
 
 
 def resolve_data_dir(data_dir: str | None) -> str | None:

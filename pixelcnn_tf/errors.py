@@ -45,3 +45,9 @@ def import_tensorflow_quietly() -> None:
         finally:
             os.dup2(saved, 2)
             os.close(saved)
+
+
+def first_line(error: BaseException) -> str:
+    """The first non-empty line of an exception's message: library errors often carry pages of context."""
+    lines = [line for line in str(error).strip().splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__

@@ -35,12 +35,16 @@ GENERATE_KEYS = {
 def _read(path: str, schema: dict) -> dict:
     parser = configparser.ConfigParser(interpolation=None)
     try:
-        with open(path) as f:
+        with open(path, encoding="utf-8") as f:
             parser.read_file(f)
     except FileNotFoundError:
         raise UserError(f"config file {path} not found") from None
     except IsADirectoryError:
         raise UserError(f"config file {path} is a directory") from None
+    except UnicodeDecodeError as e:
+        raise UserError(f"config file {path} is not UTF-8 text (byte {e.start}: {e.reason})") from None
+    except OSError as e:
+        raise UserError(f"cannot read config file {path}: {e.strerror}") from None
     except configparser.Error as e:
         raise UserError(f"{path} is not a valid INI file: {str(e).splitlines()[0]}") from None
     values = {}

@@ -5,10 +5,10 @@ import csv
 import math
 import os
 
-import keras
+from pixelcnn_tf.files import replacing, write_text_atomic
 
-from pixelcnn_tf.files import write_text_atomic
-
+PLOT_TMP = "losses.tmp.png"
+TABLE_FILES = ("losses.csv", "losses.md", "losses.png")
 COLUMNS = (
     "epoch",
     "train_nats_per_image",
@@ -30,23 +30,40 @@ def bits_per_dim(nats_per_dim: float) -> float:
 def read_rows(path: str) -> list[dict]:
     if not os.path.exists(path):
         return []
-    with open(path, newline="") as f:
+    with open(path, newline="", encoding="utf-8") as f:
         return list(csv.DictReader(f))
 
 
-def write_tables(run_dir: str, rows: list[dict]) -> None:
+def epoch_row(epoch: int, train_nats_per_dim: float, test_nats_per_dim: float, dims: int, seconds: float) -> dict:
+    """The table row of one epoch (1-based) from the mean train and test NLL per sub-pixel in nats."""
+    return {
+        "epoch": epoch,
+        "train_nats_per_image": f"{nats_per_image(train_nats_per_dim, dims):.3f}",
+        "train_bits_per_dim": f"{bits_per_dim(train_nats_per_dim):.4f}",
+        "test_nats_per_image": f"{nats_per_image(test_nats_per_dim, dims):.3f}",
+        "test_bits_per_dim": f"{bits_per_dim(test_nats_per_dim):.4f}",
+        "seconds": f"{seconds:.1f}",
+    }
+
+
+def with_row(run_dir: str, row: dict) -> list[dict]:
+    """The rows of losses.csv before row's epoch, then row: a replayed epoch replaces its row, never duplicates it."""
+    return [r for r in read_rows(os.path.join(run_dir, "losses.csv")) if int(r["epoch"]) < int(row["epoch"])] + [row]
+
+
+def write_tables(run_dir: str, rows: list[dict], epoch: int | None = None) -> None:
     """Rewrite losses.csv, losses.md and losses.png from rows (dicts keyed by COLUMNS)."""
     lines = [",".join(COLUMNS)] + [",".join(str(row[c]) for c in COLUMNS) for row in rows]
-    write_text_atomic(os.path.join(run_dir, "losses.csv"), "\n".join(lines) + "\n")
+    write_text_atomic(os.path.join(run_dir, "losses.csv"), "\n".join(lines) + "\n", epoch)
     header = "| epoch | train nats/image | train bits/dim | test nats/image | test bits/dim | seconds |"
     md = [header, "|---:|---:|---:|---:|---:|---:|"]
     for row in rows:
         md.append("| " + " | ".join(str(row[c]) for c in COLUMNS) + " |")
-    write_text_atomic(os.path.join(run_dir, "losses.md"), "\n".join(md) + "\n")
-    plot(run_dir, rows)
+    write_text_atomic(os.path.join(run_dir, "losses.md"), "\n".join(md) + "\n", epoch)
+    plot(run_dir, rows, epoch)
 
 
-def plot(run_dir: str, rows: list[dict]) -> None:
+def plot(run_dir: str, rows: list[dict], epoch: int | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -64,43 +81,8 @@ def plot(run_dir: str, rows: list[dict]) -> None:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    tmp = os.path.join(run_dir, "losses.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, os.path.join(run_dir, "losses.png"))
-
-
-class LossTable(keras.callbacks.Callback):
-    """After each epoch, record train and test NLL (nats/image, bits/dim) of the run.
-
-    Rows are keyed by epoch: a resumed run replaces the rows it re-trains instead of duplicating them.
-    """
-
-    def __init__(self, run_dir: str, dims: int):
-        super().__init__()
-        self.run_dir = run_dir
-        self.dims = dims
-        self._started = None
-
-    def on_epoch_begin(self, epoch, logs=None):
-        import time
-
-        self._started = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        import time
-
-        logs = logs or {}
-        if "loss" not in logs or "val_loss" not in logs:
-            return
-        train, test = float(logs["loss"]), float(logs["val_loss"])
-        row = {
-            "epoch": epoch + 1,
-            "train_nats_per_image": f"{nats_per_image(train, self.dims):.3f}",
-            "train_bits_per_dim": f"{bits_per_dim(train):.4f}",
-            "test_nats_per_image": f"{nats_per_image(test, self.dims):.3f}",
-            "test_bits_per_dim": f"{bits_per_dim(test):.4f}",
-            "seconds": f"{time.perf_counter() - self._started:.1f}",
-        }
-        rows = [r for r in read_rows(os.path.join(self.run_dir, "losses.csv")) if int(r["epoch"]) < epoch + 1]
-        write_tables(self.run_dir, rows + [row])
+    try:
+        with replacing(os.path.join(run_dir, "losses.png"), os.path.join(run_dir, PLOT_TMP), epoch) as tmp:
+            fig.savefig(tmp)
+    finally:
+        plt.close(fig)

@@ -1,18 +1,21 @@
-"""model.fit with checkpoints, resume, NaN guard, per-epoch test NLL, precision and device strategy."""
+"""model.fit with crash-safe per-epoch commits, resume, NaN guard, per-epoch test NLL, precision and device strategy."""
 from __future__ import annotations
 
 import math
 import os
+import time
 
 import keras
 import tensorflow as tf
 
-from pixelcnn_tf import data
-from pixelcnn_tf.checkpoints import save_model
-from pixelcnn_tf.config import TrainConfig, save_config
-from pixelcnn_tf.errors import UserError
-from pixelcnn_tf.losses import LossTable
+from pixelcnn_tf import data, faults
+from pixelcnn_tf.config import TrainConfig
+from pixelcnn_tf.datasets import dataset_spec
+from pixelcnn_tf.errors import UserError, first_line
+from pixelcnn_tf.footprint import check_fits
+from pixelcnn_tf.losses import epoch_row
 from pixelcnn_tf.model import build_model
+from pixelcnn_tf.run_folder import MODEL_FILE, RunFolder
 
 
 def cpu_has_bf16() -> bool:
@@ -52,18 +55,32 @@ def make_strategy(devices: list[str] | None = None) -> tf.distribute.Strategy:
     return tf.distribute.get_strategy()
 
 
-class AtomicCheckpoint(keras.callbacks.Callback):
-    """Save model.keras after every epoch through a temporary file, so a kill never leaves half a checkpoint."""
+class CommitEpoch(keras.callbacks.Callback):
+    """At each epoch's end, hand the epoch to RunFolder.commit_epoch: the one place a run's files are written.
 
-    def __init__(self, run_dir: str):
+    A non-finite loss commits nothing (the last good epoch stays; TerminateOnNaN ends the run). Under a multi-worker
+    strategy only the chief should hold a RunFolder; the others would simply not get this callback.
+    """
+
+    def __init__(self, run: RunFolder, dims: int):
         super().__init__()
-        self.run_dir = run_dir
+        self.run, self.dims = run, dims
+        self._started = time.perf_counter()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._started = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if batch == 0:
+            faults.point("epoch", self.run.epochs_done + 1)  # a kill in the middle of an epoch (tests only)
 
     def on_epoch_end(self, epoch, logs=None):
-        loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(float(loss)):
-            return  # keep the last good checkpoint; TerminateOnNaN ends the run
-        save_model(self.model, self.run_dir)
+        logs = logs or {}
+        loss, test_loss = logs.get("loss"), logs.get("val_loss")
+        if loss is None or test_loss is None or not (math.isfinite(float(loss)) and math.isfinite(float(test_loss))):
+            return
+        row = epoch_row(epoch + 1, float(loss), float(test_loss), self.dims, time.perf_counter() - self._started)
+        self.run.commit_epoch(self.model, epoch + 1, row)
 
 
 def learning_rate_for(config: TrainConfig, steps_per_epoch: int):
@@ -92,16 +109,8 @@ def datasets(config: TrainConfig):
     return train, test
 
 
-def train(
-    config: TrainConfig,
-    *,
-    strategy: tf.distribute.Strategy | None = None,
-    verbose: int | str = "auto",
-    extra_callbacks: list | None = None,
-) -> keras.callbacks.History:
-    """Train config.model on config.dataset, writing everything a run keeps into config.run_dir."""
-    config.validate()
-    spec = data.dataset_spec(config.dataset)
+def check_dataset_fits(config: TrainConfig) -> None:
+    spec = dataset_spec(config.dataset)
     if (config.model.height, config.model.width, config.model.channels) != (spec.height, spec.width, spec.channels):
         raise UserError(
             f"model image shape {config.model.height}x{config.model.width}x{config.model.channels} "
@@ -109,12 +118,45 @@ def train(
         )
     if config.model.num_classes and config.model.num_classes != spec.num_classes:
         raise UserError(f"num_classes={config.model.num_classes} but {config.dataset} has {spec.num_classes}")
-    keras.utils.set_random_seed(config.seed)
-    config.precision = set_precision(config.precision)
-    run_dir = config.run_dir
-    os.makedirs(run_dir, exist_ok=True)
-    save_config(config, run_dir)
 
+
+def train(
+    config: TrainConfig,
+    *,
+    strategy: tf.distribute.Strategy | None = None,
+    verbose: int | str = "auto",
+    extra_callbacks: list | None = None,
+    run: RunFolder | None = None,
+    overwrite: bool = False,
+) -> keras.callbacks.History:
+    """Train config.model on config.dataset into config.run_dir, resuming at the epoch its model.keras records.
+
+    run: the RunFolder train.py already opened (and locked); else train opens it (overwrite: start the run afresh).
+    A complete run trains nothing and returns an empty History.
+    """
+    config.validate()
+    check_dataset_fits(config)
+    check_fits(config)
+    own = run is None
+    run = run or RunFolder.open(config, overwrite)
+    try:
+        if run.complete:
+            history = keras.callbacks.History()
+            history.history = {}
+            return history
+        return _fit(config, run, strategy, verbose, extra_callbacks)
+    except BaseException:
+        run.abandon()  # a run that never committed leaves no folder behind
+        raise
+    finally:
+        if own:
+            run.close()
+
+
+def _fit(config: TrainConfig, run: RunFolder, strategy, verbose, extra_callbacks) -> keras.callbacks.History:
+    # A resumed run draws other batches than epoch 1 did, rather than replaying its order.
+    keras.utils.set_random_seed(config.seed + run.epochs_done)
+    config.precision = set_precision(config.precision)
     train_ds, test_ds = datasets(config)
     strategy = strategy or make_strategy()
     steps_per_epoch = int(train_ds.cardinality())
@@ -122,18 +164,20 @@ def train(
         raise UserError(f"--lr-schedule {config.lr_schedule} needs a dataset of known size")
     with strategy.scope():
         model = compile_model(build_model(config.model), learning_rate_for(config, steps_per_epoch))
+        if run.epochs_done:
+            model.optimizer.build(model.trainable_variables)
+            model.load_weights(os.path.join(run.path, MODEL_FILE))  # weights and optimizer state (its step count too)
 
-    callbacks = [
-        keras.callbacks.BackupAndRestore(os.path.join(run_dir, "backup")),
-        keras.callbacks.TerminateOnNaN(),
-        AtomicCheckpoint(run_dir),
-        LossTable(run_dir, config.model.dims),
-    ] + list(extra_callbacks or [])
-    # shuffle=False: the tf.data pipeline already shuffles (Keras would only warn).
-    history = model.fit(
-        train_ds, validation_data=test_ds, epochs=config.epochs, callbacks=callbacks, verbose=verbose, shuffle=False
-    )
+    callbacks = [keras.callbacks.TerminateOnNaN(), CommitEpoch(run, config.model.dims)] + list(extra_callbacks or [])
+    try:
+        # shuffle=False: the tf.data pipeline already shuffles (Keras would only warn).
+        history = model.fit(
+            train_ds, validation_data=test_ds, epochs=config.epochs, initial_epoch=run.epochs_done,
+            callbacks=callbacks, verbose=verbose, shuffle=False,
+        )
+    except tf.errors.DataLossError as e:
+        raise UserError(f"the {config.dataset} files are damaged ({first_line(e)}); prepare the dataset again") from None
     losses = history.history.get("loss", [])
     if not all(math.isfinite(value) for value in losses):
-        raise UserError(f"training stopped: the loss became NaN/inf (see {run_dir}/losses.csv); try a lower --learning-rate")
+        raise UserError(f"training stopped: the loss became NaN/inf (see {run.path}/losses.csv); try a lower --learning-rate")
     return history
