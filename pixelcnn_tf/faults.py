@@ -18,7 +18,9 @@ def point(name: str, epoch: int | None = None) -> None:
     if not spec:
         return
     action, _, where = spec.partition("@")
-    target, _, at_epoch = where.partition(":")
+    target, _, at_epoch = where.rpartition(":")
+    if not at_epoch.isdigit():
+        target, at_epoch = where, ""
     if target != name or (at_epoch and epoch is not None and int(at_epoch) != epoch):
         return
     if action == "kill":
