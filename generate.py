@@ -64,13 +64,11 @@ def resolve_labels(label: str | None, num_images: int, num_classes: int, columns
 
 
 def check_output_path(path: str) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise UserError(f"output folder {directory} does not exist")
-    if not os.access(directory, os.W_OK):
-        raise UserError(f"output folder {directory} is not writable")
+    from pixelcnn_tf.files import check_output_file
+
     if not path.lower().endswith(".png"):
         raise UserError(f"--out must name a .png file, got {path}")
+    check_output_file(path, "--out")
 
 
 def load_sampler(path: str | None, backend: str | None, sampler: str = "naive"):
@@ -84,13 +82,16 @@ def load_sampler(path: str | None, backend: str | None, sampler: str = "naive"):
 
     fallback = None
     if not (path and is_export_dir(path)):
+        from pixelcnn_tf.run_folder import inspect_checkpoint
+
         backend = backend or "keras"
-        import_tensorflow_quietly()
         if backend != "keras":
             raise UserError(
                 f"--backend {backend} needs an export directory (one with metadata.json), and {path or 'models'} is none; "
                 f"make one with `python -m export --checkpoint {path or 'models'} --out exports/NAME`"
             )
+        inspect_checkpoint(path)  # a missing, damaged or mismatched checkpoint is refused before TensorFlow loads
+        import_tensorflow_quietly()
         from pixelcnn_tf.checkpoints import load_checkpoint
         from pixelcnn_tf.generation import keras_sampler
 
@@ -147,14 +148,17 @@ def _main(argv) -> int:
     if num_images < 1:
         raise UserError(f"--num-images must be positive, got {num_images}")
     check_output_path(args.out)
+    if args.label is not None and args.label != "all" and not args.label.strip().lstrip("-").isdigit():
+        raise UserError(f"--label must be a class id or 'all', got {args.label!r}")
 
     from serve import SamplingError, ServeError
-    from serve.sampling import check_request, to_grid
+    from serve.sampling import check_request, check_seed, to_grid
 
     from pixelcnn_tf.png import write_png
 
     try:
         check_request(num_images, args.temperature, args.batch_size)  # before minutes of model loading
+        check_seed(args.seed)
         sampler, source, note = load_sampler(checkpoint, args.backend, args.sampler)
     except (SamplingError, ServeError) as e:
         raise UserError(str(e)) from None

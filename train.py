@@ -105,7 +105,7 @@ def _main(argv) -> int:
         run.abandon()
         raise
     start = f"continuing from epoch {run.epochs_done}" if run.epochs_done else "training"
-    print(f"{start}: {config.model.architecture} on {config.dataset} -> {config.run_dir}", file=sys.stderr)
+    print(f"{start}: {config.model.architecture} on {config.dataset} -> {config.run_dir}")
     try:
         history = train(config, run=run)
     finally:

@@ -7,7 +7,9 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from export.publish import check_destination  # noqa: E402
 from pixelcnn_tf.errors import import_tensorflow_quietly, run_cli  # noqa: E402
+from pixelcnn_tf.run_folder import inspect_checkpoint  # noqa: E402
 
 PROG = "python -m export"
 QUANTIZATIONS = ("float16", "dynamic", "int8")  # write_tflite's variants
@@ -46,6 +48,9 @@ def parse_args(argv):
 def _main(argv) -> int:
     args = parse_args(argv)
     quantize = list(dict.fromkeys(name for names in args.tflite_quantize for name in names))
+    # Everything that needs no TensorFlow first: bad input is answered in well under a second.
+    check_destination(os.path.abspath(args.out), args.overwrite)
+    inspect_checkpoint(args.checkpoint)
 
     import_tensorflow_quietly()
     from export.artifacts import ExportFailed

@@ -1,41 +1,26 @@
-"""Export a checkpoint into a temporary folder beside --out, check parity there, then rename it into place."""
+"""Export a checkpoint: every artifact, metadata and parity report, built in a work folder beside --out (export.publish)."""
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 
 import keras
+import tensorflow as tf
 
 import pixelcnn_tf
 from export.artifacts import ExportFailed, representative_dataset, write_onnx, write_saved_model, write_tflite
 from export.parity import format_report, parity_report
+from export.publish import WorkFolder, check_destination, remove_stale
 from export.step import step_parity, write_step
-from pixelcnn_tf import data
+from pixelcnn_tf import data, faults
 from pixelcnn_tf.checkpoints import MODEL_FILE, load_checkpoint
 from pixelcnn_tf.config import TrainConfig, to_dict
-from pixelcnn_tf.errors import UserError
+from pixelcnn_tf.errors import UserError, first_line
 from pixelcnn_tf.files import write_json_atomic
 from pixelcnn_tf.generation import keras_logits_fn
 from pixelcnn_tf.model import build_model
-from serve.metadata import FORMAT, FORMAT_VERSION, METADATA_FILE, RUNTIMES, file_sha256, is_export_dir
+from serve.metadata import FORMAT, FORMAT_VERSION, METADATA_FILE, RUNTIMES, file_sha256
 
 PARITY_FILE = "parity.json"
-
-
-def check_destination(out: str, overwrite: bool) -> None:
-    """Refuse before any work: a missing or read-only parent, or an existing --out (unless an export to overwrite)."""
-    parent = os.path.dirname(out)
-    if not os.path.isdir(parent):
-        raise UserError(f"folder {parent} for --out does not exist")
-    if not os.access(parent, os.W_OK):
-        raise UserError(f"folder {parent} for --out is not writable")
-    if os.path.lexists(out):
-        if not overwrite:
-            raise UserError(f"{out} already exists; pass --overwrite to replace it")
-        # Never delete something that is not one of our exports (a typo like --out . must not rm -rf).
-        if not os.path.isdir(out) or not is_export_dir(out):
-            raise UserError(f"{out} exists and is not an export directory; refusing to replace it")
 
 
 def float32_model(model: keras.Model, config: TrainConfig) -> keras.Model:
@@ -112,38 +97,28 @@ def build(model, config: TrainConfig, run_dir: str, directory: str, quantize, pa
     return report
 
 
-def publish(directory: str, out: str, overwrite: bool) -> None:
-    """Rename the finished folder to out; an export being replaced moves aside first, then goes."""
-    if not os.path.lexists(out):
-        os.rename(directory, out)
-        return
-    check_destination(out, overwrite)  # it may have appeared while we worked
-    old = tempfile.mkdtemp(prefix=f".{os.path.basename(out)}.old-", dir=os.path.dirname(out))
-    os.rename(out, os.path.join(old, "export"))
-    os.rename(directory, out)
-    shutil.rmtree(old, ignore_errors=True)
-
-
 def export_checkpoint(checkpoint, out: str, quantize=(), overwrite=False, parity_images=16, calibration_images=128, log=print) -> dict:
     """Export checkpoint to out (SavedModel, TFLite, ONNX, metadata, parity); nothing is left at out on failure."""
     out = os.path.abspath(out)
     check_destination(out, overwrite)
-    try:
-        directory = tempfile.mkdtemp(prefix=f".{os.path.basename(out)}.tmp-", dir=os.path.dirname(out))
-    except OSError as e:
-        raise UserError(f"cannot create a folder beside {out}: {e.strerror or e}") from None
-    os.chmod(directory, 0o755)  # mkdtemp's 0700 would make the published export private to this user
+    remove_stale(out)
+    work = WorkFolder(out)
     try:
         model, config, run_dir = load_checkpoint(checkpoint)
         model = float32_model(model, config)
-        report = build(model, config, run_dir, directory, quantize, parity_images, calibration_images, log)
+        report = build(model, config, run_dir, work.path, quantize, parity_images, calibration_images, log)
         if not report["ok"]:
             rows = list(report["artifacts"].items())
             rows += [(f"step {name}", row) for name, row in ((report["step"] or {}).get("artifacts") or {}).items()]
             failed = [f"{name} {row['max_abs_logit_diff']:.2e} > {row['tolerance']:.1e}" for name, row in rows if not row.get("ok", True)]
             raise ExportFailed(f"parity check failed (max |Δlogit|): {', '.join(failed)}")
-        publish(directory, out, overwrite)
+        faults.point("publish")
+        work.publish(out, overwrite)
+    # Disk full or read-only while writing (TensorFlow reports it as its own error types): the partial export goes
+    # with work.close().
+    except (OSError, tf.errors.ResourceExhaustedError, tf.errors.PermissionDeniedError) as e:
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else first_line(e).rsplit("; ", 1)[-1]
+        raise UserError(f"cannot write the export {out}: {reason}") from None
     finally:
-        if os.path.isdir(directory):
-            shutil.rmtree(directory, ignore_errors=True)
+        work.close()
     return report

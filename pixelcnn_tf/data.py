@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import socket
 
 import numpy as np
 import tensorflow as tf
 
 from pixelcnn_tf.datasets import DATASETS, DatasetSpec, dataset_spec  # noqa: F401  (re-exported)
-from pixelcnn_tf.errors import UserError
+from pixelcnn_tf.errors import UserError, first_line
 
 # The fixed seed of the test split's binarization: every run scores the very same binary test images.
 TEST_BINARIZATION_SEED = 1234
@@ -36,9 +37,13 @@ def _builder(name: str, data_dir: str | None):
     data_dir = resolve_data_dir(data_dir)
     # tfds logs a warning per empty version folder it looks at; the error below says what matters.
     logging.getLogger("absl").setLevel(logging.ERROR)
-    builder = tfds.builder(name, data_dir=data_dir)
-    if not builder.is_prepared():
-        where = data_dir or "tfds's default data directory"
+    where = data_dir or "tfds's default data directory"
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+        prepared = builder.is_prepared()
+    except Exception as e:  # tfds raises parse, OS and registry errors alike for a damaged dataset_info.json
+        raise UserError(f"the prepared {name} in {where} cannot be read ({first_line(e)}); prepare it again") from None
+    if not prepared:
         # tfds would retry a download for minutes without a network; check once, quickly.
         if not _can_download():
             raise UserError(
@@ -47,6 +52,13 @@ def _builder(name: str, data_dir: str | None):
             )
         builder.download_and_prepare()
     return builder
+
+
+def damaged(error: Exception, name: str) -> UserError:
+    """The one-line error for a tf.errors.DataLossError met while reading a dataset's files (truncated, corrupted)."""
+    match = re.search(r"(truncated|corrupted) record at \d+", str(error))
+    detail = match.group(0) if match else first_line(error)
+    return UserError(f"the prepared {name} files are damaged ({detail}); prepare the dataset again")
 
 
 def quantize(images: tf.Tensor, levels: int, *, binarize_seed=None) -> tf.Tensor:
@@ -127,7 +139,10 @@ def fit_dataset(
 def load_arrays(name: str, split: str, *, levels: int, count: int, data_dir: str | None = None):
     """The first `count` examples of a split as numpy (images uint8 levels (N, H, W, C), labels int32)."""
     images, labels = [], []
-    for image, label in load_split(name, split, levels=levels, data_dir=data_dir, take=count):
-        images.append(image.numpy())
-        labels.append(int(label))
+    try:
+        for image, label in load_split(name, split, levels=levels, data_dir=data_dir, take=count):
+            images.append(image.numpy())
+            labels.append(int(label))
+    except tf.errors.DataLossError as e:
+        raise damaged(e, name) from None
     return np.stack(images).astype(np.uint8), np.asarray(labels, np.int32)

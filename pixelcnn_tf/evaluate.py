@@ -10,7 +10,8 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from pixelcnn_tf.errors import UserError, import_tensorflow_quietly, run_cli  # noqa: E402
-from pixelcnn_tf.files import write_json_atomic  # noqa: E402
+from pixelcnn_tf.files import check_output_file, write_json_atomic  # noqa: E402
+from pixelcnn_tf.run_folder import inspect_checkpoint  # noqa: E402
 
 
 def parse_args(argv):
@@ -43,16 +44,22 @@ def per_image_nll_fn(model, conditional: bool):
     return tf.function(nll, input_signature=[inputs_spec, targets_spec])
 
 
-def evaluate(model, config, *, split: str = "test", batch_size: int = 144, examples: int | None = None, data_dir=None) -> dict:
-    """Score a loaded model on a split: the sum of exact per-image NLLs, divided once at the end."""
-    from pixelcnn_tf import data
-
+def check_options(split: str, batch_size: int, examples: int | None) -> None:
     if batch_size < 1:
         raise UserError(f"--batch-size must be positive, got {batch_size}")
     if examples is not None and examples < 1:
         raise UserError(f"--examples must be positive, got {examples}")
-    if not split:
+    if not split.strip():
         raise UserError("--split must not be empty")
+
+
+def evaluate(model, config, *, split: str = "test", batch_size: int = 144, examples: int | None = None, data_dir=None) -> dict:
+    """Score a loaded model on a split: the sum of exact per-image NLLs, divided once at the end."""
+    import tensorflow as tf
+
+    from pixelcnn_tf import data
+
+    check_options(split, batch_size, examples)
     m = config.model
     conditional = bool(m.num_classes)
     pairs = data.load_split(config.dataset, split, levels=m.levels, data_dir=data_dir or config.data_dir, take=examples)
@@ -60,8 +67,11 @@ def evaluate(model, config, *, split: str = "test", batch_size: int = 144, examp
     nll = per_image_nll_fn(model, conditional)
     started = time.perf_counter()
     per_image = []
-    for inputs, targets in batches:
-        per_image.extend(nll(inputs, targets).numpy().tolist())
+    try:
+        for inputs, targets in batches:
+            per_image.extend(nll(inputs, targets).numpy().tolist())
+    except tf.errors.DataLossError as e:
+        raise data.damaged(e, config.dataset) from None
     if not per_image:
         raise UserError(f"split {split!r} of {config.dataset} holds no images")
     total = math.fsum(per_image)  # exact sum of the float64 per-image values, whatever the batching
@@ -81,10 +91,11 @@ def evaluate(model, config, *, split: str = "test", batch_size: int = 144, examp
 
 def _main(argv) -> int:
     args = parse_args(argv)
+    # Everything that needs no TensorFlow first: bad input is answered in well under a second.
+    check_options(args.split, args.batch_size, args.examples)
     if args.out:
-        directory = os.path.dirname(os.path.abspath(args.out))
-        if not os.path.isdir(directory) or not os.access(directory, os.W_OK):
-            raise UserError(f"output folder {directory} does not exist or is not writable")
+        check_output_file(args.out, "--out")
+    inspect_checkpoint(args.checkpoint)
 
     import_tensorflow_quietly()
     from pixelcnn_tf.checkpoints import load_checkpoint

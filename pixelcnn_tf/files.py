@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import tempfile
 
 from pixelcnn_tf import faults
 from pixelcnn_tf.errors import UserError
@@ -44,3 +45,25 @@ def write_text_atomic(path: str, text: str, epoch: int | None = None) -> None:
 def write_json_atomic(path: str, value, epoch: int | None = None) -> None:
     """JSON with sorted keys and a trailing newline, written atomically."""
     write_text_atomic(path, json.dumps(value, indent=2, sort_keys=True) + "\n", epoch)
+
+
+def check_writable_folder(folder: str, what: str) -> None:
+    """Refuse a folder that is missing, a file, or not writable (read-only mount, /proc, permissions).
+
+    Probed by creating and removing a temporary file: os.access says yes to root even on a read-only mount.
+    """
+    if not os.path.isdir(folder):
+        raise UserError(f"{what} {folder} does not exist" if not os.path.lexists(folder) else f"{what} {folder} is not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".write-probe-", dir=folder)
+    except OSError as e:
+        raise UserError(f"{what} {folder} is not writable: {e.strerror or e}") from None
+    os.close(fd)
+    os.remove(probe)
+
+
+def check_output_file(path: str, flag: str) -> None:
+    """An output file's path: not a folder, in a writable folder."""
+    if os.path.isdir(path):
+        raise UserError(f"{flag} {path} is a folder; name a file")
+    check_writable_folder(os.path.dirname(os.path.abspath(path)), f"{flag} folder")

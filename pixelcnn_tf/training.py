@@ -11,7 +11,7 @@ import tensorflow as tf
 from pixelcnn_tf import data, faults
 from pixelcnn_tf.config import TrainConfig
 from pixelcnn_tf.datasets import dataset_spec
-from pixelcnn_tf.errors import UserError, first_line
+from pixelcnn_tf.errors import UserError
 from pixelcnn_tf.footprint import check_fits
 from pixelcnn_tf.losses import epoch_row
 from pixelcnn_tf.model import build_model
@@ -176,7 +176,7 @@ def _fit(config: TrainConfig, run: RunFolder, strategy, verbose, extra_callbacks
             callbacks=callbacks, verbose=verbose, shuffle=False,
         )
     except tf.errors.DataLossError as e:
-        raise UserError(f"the {config.dataset} files are damaged ({first_line(e)}); prepare the dataset again") from None
+        raise data.damaged(e, config.dataset) from None
     losses = history.history.get("loss", [])
     if not all(math.isfinite(value) for value in losses):
         raise UserError(f"training stopped: the loss became NaN/inf (see {run.path}/losses.csv); try a lower --learning-rate")

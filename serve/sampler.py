@@ -8,7 +8,7 @@ import numpy as np
 from serve.metadata import ModelSpec, ServeError, artifact, read_metadata, spec_of
 from serve.cached import StepFn, sample_cached
 from serve.runtimes import LOADERS
-from serve.sampling import LogitsFn, SamplingError, check_labels, check_request, nll_per_image, sample_naive
+from serve.sampling import LogitsFn, SamplingError, check_labels, check_request, is_integer, nll_per_image, sample_naive
 from serve.step_runtimes import load_step_fn, step_artifact
 
 SAMPLERS = ("cached", "naive")
@@ -93,8 +93,8 @@ class Sampler:
             raise ServeError(f"the {self.backend} backend has no full model to score images; use onnx or tflite")
         images = self.check_images(images)
         labels = check_labels(labels, len(images), self.spec.num_classes)
-        if batch_size < 1:
-            raise SamplingError(f"batch_size must be positive, got {batch_size!r}")
+        if not is_integer(batch_size) or batch_size < 1:
+            raise SamplingError(f"batch_size must be a positive integer, got {batch_size!r}")
         scores = []
         for start in range(0, len(images), batch_size):
             batch = images[start : start + batch_size]

@@ -15,29 +15,55 @@ class SamplingError(ValueError):
     """Bad sampling arguments (counts, temperature, labels)."""
 
 
+def is_integer(value) -> bool:
+    """An int or numpy integer, not a bool (True is an int to Python, never a count or a seed here)."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def is_number(value) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
 def check_request(num_images: int, temperature: float, batch_size: int | None) -> None:
-    if not isinstance(num_images, (int, np.integer)) or num_images < 1:
+    if not is_integer(num_images) or num_images < 1:
         raise SamplingError(f"num_images must be a positive integer, got {num_images!r}")
     if num_images > MAX_IMAGES:
         raise SamplingError(f"num_images={num_images} is more than {MAX_IMAGES}; sample in several runs")
-    if not (temperature > 0 and np.isfinite(temperature)):
+    if not is_number(temperature) or not (temperature > 0 and np.isfinite(temperature)):
         raise SamplingError(f"temperature must be a positive number, got {temperature!r}")
-    if batch_size is not None and batch_size < 1:
-        raise SamplingError(f"batch_size must be positive, got {batch_size!r}")
+    if batch_size is not None and (not is_integer(batch_size) or batch_size < 1):
+        raise SamplingError(f"batch_size must be a positive integer, got {batch_size!r}")
+
+
+def check_seed(seed) -> int:
+    """A seed for numpy's generator: an integer >= 0."""
+    if not is_integer(seed) or seed < 0:
+        raise SamplingError(f"seed must be an integer >= 0, got {seed!r}")
+    return int(seed)
 
 
 def check_labels(labels, num_images: int, num_classes: int) -> np.ndarray | None:
-    """Labels as int32 (N,), required exactly when the model is class-conditional."""
+    """Labels as int32 (N,): one class id for every image or one per image, required exactly for a conditional model."""
     if not num_classes:
         if labels is not None:
             raise SamplingError("this model is not class-conditional; it takes no labels")
         return None
     if labels is None:
         raise SamplingError(f"this model is class-conditional: give a label in 0..{num_classes - 1}")
-    labels = np.broadcast_to(np.asarray(labels, dtype=np.int64), (num_images,)).astype(np.int32)
-    if labels.min() < 0 or labels.max() >= num_classes:
-        raise SamplingError(f"labels must be in 0..{num_classes - 1}, got {sorted(set(labels.tolist()))}")
-    return labels
+    try:
+        values = np.asarray(labels)
+    except (TypeError, ValueError):
+        values = np.asarray([], dtype=object)
+    if values.dtype == object or values.ndim > 1 or not (np.issubdtype(values.dtype, np.integer)
+                                                         or np.issubdtype(values.dtype, np.floating)):
+        raise SamplingError(f"labels must be integer class ids (one, or one per image), got {labels!r:.80}")
+    if np.issubdtype(values.dtype, np.floating) and not np.all(np.isfinite(values) & (values == np.round(values))):
+        raise SamplingError(f"labels must be whole class ids, got {labels!r:.80}")
+    if values.ndim == 1 and len(values) != num_images:
+        raise SamplingError(f"labels must be one class id or {num_images} (one per image), got {len(values)}")
+    if values.size and (values.min() < 0 or values.max() >= num_classes):
+        raise SamplingError(f"labels must be in 0..{num_classes - 1}, got {sorted(set(values.ravel().tolist()))[:10]}")
+    return np.broadcast_to(values.astype(np.int64), (num_images,)).astype(np.int32)
 
 
 def check_step_output(what: str, features, logits: np.ndarray, num_layers: int, channels: int) -> None:
@@ -51,13 +77,18 @@ def check_step_output(what: str, features, logits: np.ndarray, num_layers: int, 
 
 def uniforms(num_images: int, height: int, width: int, channels: int, seed: int) -> np.ndarray:
     """One uniform per sub-pixel, drawn up front so every backend and batch size sees the same numbers."""
-    return np.random.default_rng(seed).random((num_images, height, width, channels))
+    return np.random.default_rng(check_seed(seed)).random((num_images, height, width, channels))
 
 
 def draw(logits: np.ndarray, u: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    """Inverse-CDF draw of a level per row of logits (B, levels) from uniforms u (B,)."""
-    z = logits.astype(np.float64) / temperature
-    z -= z.max(axis=-1, keepdims=True)
+    """Inverse-CDF draw of a level per row of logits (B, levels) from uniforms u (B,).
+
+    The maximum is subtracted before dividing, so a temperature that overflows the division (5e-324) gives
+    -inf for every level but the most likely: the argmax, the limit of a vanishing temperature, never NaN.
+    """
+    z = logits.astype(np.float64)
+    with np.errstate(over="ignore"):
+        z = (z - z.max(axis=-1, keepdims=True)) / temperature
     cdf = np.cumsum(np.exp(z), axis=-1)
     index = (cdf < u[:, None] * cdf[:, -1:]).sum(axis=-1)
     return np.minimum(index, logits.shape[-1] - 1)
