@@ -1,13 +1,12 @@
 """Sample images from a trained PixelCNN into a grid PNG: `python generate.py [config/config_generate.txt] [--seed N] ...`."""
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from pixelcnn_tf.errors import UserError, import_tensorflow_quietly, run_cli  # noqa: E402
+from pixelcnn_tf.errors import ArgumentParser, UserError, import_tensorflow_quietly, run_cli  # noqa: E402
 
 
 # Shipped with the repository, so a fresh clone can sample before training anything.
@@ -17,7 +16,7 @@ BACKENDS = TENSORFLOW_BACKENDS + ("onnx", "tflite", "tflite_float16", "tflite_dy
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(prog="generate.py", description="Sample a grid of images from a PixelCNN checkpoint or export directory.")
+    parser = ArgumentParser(prog="generate.py", description="Sample a grid of images from a PixelCNN checkpoint or export directory.")
     parser.add_argument("config", nargs="?", help="seed-style INI file, e.g. config/config_generate.txt")
     parser.add_argument("--checkpoint", help="run directory, its model.keras, a folder of runs (newest), or an export directory; default: models/")
     parser.add_argument("--num-images", type=int, help="how many images (default 144: a 12x12 grid)")

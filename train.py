@@ -1,14 +1,13 @@
 """Train a PixelCNN: `python train.py [config/config_train.txt] [--preset quick] [--epochs N] ...`."""
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from pixelcnn_tf.config import ARCHITECTURES, LR_SCHEDULES, PRECISIONS, PRESETS, apply_overrides, preset  # noqa: E402
-from pixelcnn_tf.errors import import_tensorflow_quietly, run_cli  # noqa: E402
+from pixelcnn_tf.errors import ArgumentParser, import_tensorflow_quietly, run_cli  # noqa: E402
 
 # flag -> (destination in TrainConfig, type); "model." destinations go into the model config.
 FLAGS = {
@@ -33,7 +32,7 @@ FLAGS = {
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(prog="train.py", description="Train a PixelCNN on a tensorflow-datasets image set.")
+    parser = ArgumentParser(prog="train.py", description="Train a PixelCNN on a tensorflow-datasets image set.")
     parser.add_argument("config", nargs="?", help="seed-style INI file, e.g. config/config_train.txt")
     parser.add_argument("--preset", default="seed", choices=sorted(PRESETS), help="starting configuration (default: seed)")
     parser.add_argument("--conditional", action="store_true", help="condition on the dataset's class labels")

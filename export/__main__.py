@@ -8,7 +8,7 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from export.publish import check_destination  # noqa: E402
-from pixelcnn_tf.errors import import_tensorflow_quietly, run_cli  # noqa: E402
+from pixelcnn_tf.errors import ArgumentParser, import_tensorflow_quietly, run_cli  # noqa: E402
 from pixelcnn_tf.run_folder import inspect_checkpoint  # noqa: E402
 
 PROG = "python -m export"
@@ -34,7 +34,7 @@ def positive(text: str) -> int:
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(prog=PROG, description="Export a PixelCNN checkpoint for TensorFlow-free sampling.")
+    parser = ArgumentParser(prog=PROG, description="Export a PixelCNN checkpoint for TensorFlow-free sampling.")
     parser.add_argument("--checkpoint", help="run directory, its model.keras, or a folder of runs (newest); default: models/")
     parser.add_argument("--out", required=True, help="export directory to create (must not exist, unless --overwrite)")
     parser.add_argument("--tflite-quantize", type=quantizations, action="append", default=[], metavar="float16|dynamic|int8",

@@ -1,6 +1,7 @@
 """One error type for bad user input, turned into a single line and exit code 2 by the CLIs."""
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import tempfile
@@ -9,6 +10,13 @@ from typing import Callable
 
 class UserError(Exception):
     """A mistake in what the user asked for (bad path, bad value): shown as one line, no traceback."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with its errors as one 'prog: error: ...' line and exit 2 (no usage block): the CLIs' one error shape."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def run_cli(main: Callable[[], int | None], prog: str) -> int:

@@ -1,7 +1,6 @@
 """Exact NLL of a checkpoint over a data split: `python -m pixelcnn_tf.evaluate --checkpoint RUN [--split test]`."""
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import sys
@@ -9,13 +8,13 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from pixelcnn_tf.errors import UserError, import_tensorflow_quietly, run_cli  # noqa: E402
+from pixelcnn_tf.errors import ArgumentParser, UserError, import_tensorflow_quietly, run_cli  # noqa: E402
 from pixelcnn_tf.files import check_output_file, write_json_atomic  # noqa: E402
 from pixelcnn_tf.run_folder import inspect_checkpoint  # noqa: E402
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m pixelcnn_tf.evaluate", description="Score a PixelCNN checkpoint: nats/image and bits/dim."
     )
     parser.add_argument("--checkpoint", help="run directory, its model.keras, or a folder of runs (newest); default: models/")
