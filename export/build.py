@@ -104,6 +104,7 @@ def export_checkpoint(checkpoint, out: str, quantize=(), overwrite=False, parity
     remove_stale(out)
     work = WorkFolder(out)
     try:
+        faults.point("export-started")
         model, config, run_dir = load_checkpoint(checkpoint)
         model = float32_model(model, config)
         report = build(model, config, run_dir, work.path, quantize, parity_images, calibration_images, log)
@@ -112,7 +113,6 @@ def export_checkpoint(checkpoint, out: str, quantize=(), overwrite=False, parity
             rows += [(f"step {name}", row) for name, row in ((report["step"] or {}).get("artifacts") or {}).items()]
             failed = [f"{name} {row['max_abs_logit_diff']:.2e} > {row['tolerance']:.1e}" for name, row in rows if not row.get("ok", True)]
             raise ExportFailed(f"parity check failed (max |Δlogit|): {', '.join(failed)}")
-        faults.point("publish")
         work.publish(out, overwrite)
     # Disk full or read-only while writing (TensorFlow reports it as its own error types): the partial export goes
     # with work.close().

@@ -135,7 +135,7 @@ def test_overwrite_replaces_an_export(tiny_run, tiny_export, tmp_path, monkeypat
         (lambda run, tmp: ["--checkpoint", run, "--out", str(tmp), "--overwrite"], "not an export directory"),
         (lambda run, tmp: ["--checkpoint", str(tmp / "nope"), "--out", str(tmp / "e")], "does not exist"),
         (lambda run, tmp: ["--checkpoint", run, "--out", str(tmp / "no" / "e")], "does not exist"),
-        (lambda run, tmp: ["--checkpoint", run, "--out", "/proc/e"], "cannot create a folder"),
+        (lambda run, tmp: ["--checkpoint", run, "--out", "/proc/e"], "is not writable"),
     ],
 )
 def test_bad_destinations_and_checkpoints_are_one_line_errors(tiny_run, tmp_path, capsys, make_args, message):
