@@ -82,7 +82,7 @@ def test_kill_at_any_point_then_the_same_command_ends_as_an_uninterrupted_run(tm
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     after = state(tmp_path / "run")
     print(f"kill@{point}: model.keras epoch {after['epoch']}, optimizer steps {after['optimizer_steps']}, "
-          f"losses.csv epochs {after['csv_epochs']}, rerun trained {rerun.stdout.count('/step')} epoch(s)")
+          f"losses.csv epochs {after['csv_epochs']}, rerun: {rerun.stdout.strip().splitlines()[-1]}")
     assert after == uninterrupted, point
     assert after["csv_epochs"] == [1, 2] and after["optimizer_steps"] == 2 * STEPS_PER_EPOCH
     if point == "replaced:model.keras:2":
