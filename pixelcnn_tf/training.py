@@ -139,6 +139,7 @@ def train(
     check_fits(config)
     own = run is None
     run = run or RunFolder.open(config, overwrite)
+    policy = keras.config.dtype_policy()  # set_precision changes a global: give the caller's back afterwards
     try:
         if run.complete:
             history = keras.callbacks.History()
@@ -149,6 +150,7 @@ def train(
         run.abandon()  # a run that never committed leaves no folder behind
         raise
     finally:
+        keras.config.set_dtype_policy(policy)
         if own:
             run.close()
 
