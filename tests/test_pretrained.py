@@ -31,6 +31,7 @@ def test_every_shipped_file_fits_on_a_phone():
     assert max(sizes.values()) <= MAX_ARTIFACT_BYTES, sizes
 
 
+@pytest.mark.slow
 def test_recorded_nll_is_re_measured_on_a_test_slice(tfds_dir):
     recorded = results()
     assert recorded["architecture"] == "gated" and recorded["levels"] == 2
