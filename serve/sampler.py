@@ -40,6 +40,7 @@ class Sampler:
         sampler: 'cached' (one step-model call per sub-pixel), 'naive' (one full forward pass per sub-pixel) or
         None: cached when the export has a step model for backend. Quantized TFLite variants have none: naive.
         nll() and log_prob() always use the full model (one forward pass per image batch).
+        num_threads: intra-op threads for every model; None: measured defaults (serve/runtime.py).
         """
         if num_threads is not None and (not isinstance(num_threads, int) or num_threads < 1):
             raise ServeError(f"num_threads must be a positive integer, got {num_threads!r}")
