@@ -11,13 +11,15 @@ import numpy as np
 
 from serve.cached import run_seed
 from serve.gated_cached import run_gated
-from serve.metadata import ModelSpec
+from serve.metadata import METADATA_FILE, ModelSpec, ServeError, checked_path
 from serve.sampling import SamplingError, draw
+from serve.step_runtimes import RUNNERS
 
 LOOPS = {"pixelcnn": run_seed, "gated": run_gated}
 
 GRAPH_INPUTS = ("uniforms", "temperature", "prefix", "start", "label")
 GRAPH_OUTPUT = "images"
+GRAPH_KEY = "sampler_graph"  # metadata.json's entry: {"contract", "artifacts": {"onnx": ..., "tflite": ...}}
 BELOW_ONE = np.float32(1.0) - np.float32(2.0**-24)  # the largest float32 under 1
 
 
@@ -76,6 +78,28 @@ class GraphRunner:
         if images.shape != uniforms.shape:
             raise SamplingError(f"the sampler graph returned shape {images.shape}, expected {uniforms.shape}")
         return images.astype(np.uint8)
+
+
+def graph_artifact(meta: dict, backend: str) -> dict | None:
+    """The export's sampler-graph file entry for backend (onnx, tflite), or None: no graph for it."""
+    entry = ((meta.get(GRAPH_KEY) or {}).get("artifacts") or {}).get(backend)
+    return entry if isinstance(entry, dict) else None
+
+
+def load_graph(meta: dict, export_dir: str, backend: str, spec: ModelSpec, num_threads: int | None = None) -> GraphRunner:
+    """The sampler graph of an export for backend, its file checked (size, sha256) and its tensors against the contract."""
+    entry = graph_artifact(meta, backend)
+    if entry is None or entry.get("kind") not in RUNNERS:
+        raise ServeError(f"export {export_dir} has no sampler graph for backend {backend!r}; use sampler='cached'")
+    path = checked_path(entry, export_dir, f"sampler graph {backend}")
+    run = RUNNERS[entry["kind"]](path, num_threads)
+    wanted = [name for name in GRAPH_INPUTS if name != "label" or spec.num_classes]
+    if sorted(run.inputs) != sorted(wanted) or list(run.outputs) != [GRAPH_OUTPUT]:
+        raise ServeError(f"{path}: tensors {sorted(run.inputs)} -> {list(run.outputs)} are not the sampler graph's "
+                         f"{wanted} -> [{GRAPH_OUTPUT!r}] that {METADATA_FILE} promises")
+    if list(run.inputs["uniforms"][1:]) != list(spec.shape):
+        raise ServeError(f"{path}: uniforms of shape {run.inputs['uniforms']}, but the model draws {spec.shape} images")
+    return GraphRunner(run, spec)
 
 
 def prefix_chooser(uniforms: np.ndarray, temperature: float, prefix: np.ndarray, start: int, shape) -> Callable:
