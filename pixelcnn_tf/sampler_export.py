@@ -71,3 +71,18 @@ def contract(config: ModelConfig) -> dict:
     if config.num_classes:
         inputs["label"] = f"int32 (N,) class ids in 0..{config.num_classes - 1}"
     return {"inputs": inputs, "output": {OUTPUT: f"int32 {shape} level indices"}, "signature": SIGNATURE}
+
+
+def keras_graph_sampler(model, config: ModelConfig):
+    """A serve.Sampler over a Keras model whose sample() and complete() run the sampler graph in TensorFlow."""
+    from pixelcnn_tf.generation import keras_sampler
+    from pixelcnn_tf.sampler_params import graph_params
+    from serve.graph import GraphRunner
+
+    sampler = keras_sampler(model, config)
+    function = sampler_function(graph_params(model, config), config)
+    names = input_names(config)
+    sampler.graph = GraphRunner(lambda feeds: {k: v.numpy() for k, v in function(*[feeds[n] for n in names]).items()},
+                                sampler.spec)
+    sampler.sampler = "graph"
+    return sampler
