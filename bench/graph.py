@@ -21,24 +21,21 @@ request = json.loads(sys.argv[2])
 import numpy as np
 from serve.metadata import ModelSpec
 from serve.sampling import uniforms
-from serve.step_runtimes import RUNNERS
+from serve.runtime import RUNTIMES
 spec = ModelSpec(*request["spec"])
 labels = np.zeros(request["batch"], np.int32) if spec.num_classes else None
-rt = request["runtime"]
+rt, threads = request["runtime"], request["threads"]
 if request["mode"] == "graph":
-    from serve.graph import GraphRunner, as_float32_uniforms
-    graph = GraphRunner(RUNNERS[rt](request["paths"][0]), spec)
+    from serve.graph import GRAPH_THREADS, GraphRunner, as_float32_uniforms
+    graph = GraphRunner(RUNTIMES[rt](request["paths"][0], GRAPH_THREADS if threads is None else threads), spec)
     run = lambda: graph(as_float32_uniforms(uniforms(request["batch"], *spec.shape, 0)), 1.0, labels=labels)
 else:
-    from serve.cached import sample_cached
+    from serve.cached import ARCHITECTURES, sample_cached
     layout = request["layout"]
-    if layout["architecture"] == "gated":
-        from serve.gated_cached import step_from_runners
-        step = step_from_runners(*[RUNNERS[rt](p) for p in request["paths"]], num_layers=layout["num_layers"],
-                                 conditional=bool(spec.num_classes))
-    else:
-        from serve.step_runtimes import seed_step
-        step = seed_step(RUNNERS[rt](request["paths"][0]))
+    entry = ARCHITECTURES[layout["architecture"]]
+    runners = {part: RUNTIMES[rt](path, entry.threads[part] if threads is None else threads)
+               for part, path in zip(entry.parts, request["paths"])}
+    step = entry.from_runners(runners, layout["num_layers"], bool(spec.num_classes))
     run = lambda: sample_cached(step, num_images=request["batch"], shape=spec.shape, labels=labels, **layout)
 loaded = high_water_mb()
 run()
@@ -47,21 +44,21 @@ print(json.dumps({"loaded_mb": loaded, "peak_mb": high_water_mb()}))
 
 
 def graph_files(runtimes, model, config, workdir) -> dict:
-    """runtime -> the converted sampler graph file (pixelcnn_tf.sampler_export.convert_sampler)."""
-    from pixelcnn_tf.sampler_export import convert_sampler
-    from pixelcnn_tf.sampler_params import graph_params
+    """runtime -> the converted sampler graph file (export.sampler.convert_sampler)."""
+    from export.sampler import convert_sampler
+    from pixelcnn_tf.model import graph_params, step_params
 
     if not runtimes:
         return {}
-    written = convert_sampler(graph_params(model, config), config, os.path.join(workdir, "graph"), formats=runtimes)
-    return {runtime: written[runtime] for runtime in runtimes}
+    return convert_sampler(graph_params(step_params(model, config), config), config, os.path.join(workdir, "graph"), runtimes)
 
 
 def graph_runners(files: dict, spec, threads) -> dict:
-    from serve.graph import GraphRunner
-    from serve.step_runtimes import RUNNERS
+    from serve.graph import GRAPH_THREADS, GraphRunner
+    from serve.runtime import RUNTIMES
 
-    return {runtime: GraphRunner(RUNNERS[runtime](path, threads), spec) for runtime, path in files.items()}
+    return {runtime: GraphRunner(RUNTIMES[runtime](path, GRAPH_THREADS if threads is None else threads), spec)
+            for runtime, path in files.items()}
 
 
 def time_graph(runner, spec, batch: int, labels) -> float:
@@ -77,16 +74,16 @@ def time_graph(runner, spec, batch: int, labels) -> float:
 
 
 def step_files(config, workdir: str, runtime: str) -> list[str]:
-    """Where bench.sampling.step_fns exported the step model(s) for runtime: one for the seed, pixel and row for gated."""
-    if config.architecture == "gated":
-        return [os.path.join(workdir, part, f"step.{runtime}") for part in ("pixel", "row")]
-    return [os.path.join(workdir, f"step.{runtime}")]
+    """Where bench.sampling.step_fns converted the step model parts for runtime (export.step.convert_step_model)."""
+    from pixelcnn_tf.model import architecture
+
+    return [os.path.join(workdir, f"{part}.{runtime}") for part in architecture(config).cached.parts]
 
 
-def peak_memory(mode: str, runtime: str, paths: list[str], spec, layout: dict, batch: int) -> dict:
+def peak_memory(mode: str, runtime: str, paths: list[str], spec, layout: dict, batch: int, threads=None) -> dict:
     """Peak resident memory (MB) of a fresh process sampling batch images with the graph or the Python loop."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    request = {"mode": mode, "runtime": runtime, "paths": paths, "batch": batch, "layout": layout,
+    request = {"mode": mode, "runtime": runtime, "paths": paths, "batch": batch, "layout": layout, "threads": threads,
                "spec": [spec.height, spec.width, spec.channels, spec.levels, spec.num_classes]}
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
     done = subprocess.run([sys.executable, "-c", _MEMORY_SCRIPT, root, json.dumps(request)], capture_output=True,

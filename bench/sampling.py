@@ -30,7 +30,7 @@ def parse_args(argv):
                         help=f"sampler-graph runtimes (default {','.join(GRAPH_RUNTIMES)}; '' for none)")
     parser.add_argument("--memory", action="store_true",
                         help="also measure peak memory of the graph vs the Python loop per runtime (fresh processes)")
-    parser.add_argument("--threads", type=int, help="ONNX Runtime / LiteRT threads (default: theirs)")
+    parser.add_argument("--threads", type=int, help="ONNX Runtime / LiteRT threads (default: serve's, per step part)")
     parser.add_argument("--json", help="also write the figures here")
     args = parser.parse_args(argv)
     args.backends = [b for b in args.backends.split(",") if b]
@@ -52,51 +52,27 @@ def timed(fn, min_seconds: float) -> tuple[float, int]:
 
 
 def step_fns(backends, model, config, threads, workdir):
-    """backend -> the cached sampler's step (a StepFn for the seed architecture, a GatedStep for the gated one)."""
-    if config.architecture == "gated":
-        return gated_step_fns(backends, model, config, threads, workdir)
-    from pixelcnn_tf.cached import build_step_model, export_step_model, fold_step_params, keras_step_fn
-    from serve.cached import numpy_step_fn
-    from serve.step_runtimes import onnx_step_fn, tflite_step_fn
+    """backend -> the cached sampler's step (whatever the architecture's loop calls), through the architecture table."""
+    from export.step import convert_step_model
+    from pixelcnn_tf.generation import keras_sampler
+    from pixelcnn_tf.model import architecture, step_params
+    from serve.runtime import RUNTIMES
 
-    step_model = build_step_model(model, config)
-    fns = {}
-    exported = {}
-    formats = [b for b in backends if b in ("onnx", "tflite")]
-    if formats:
-        exported = export_step_model(step_model, workdir, formats=formats)
-    for backend in backends:
-        if backend == "keras":
-            fns[backend] = keras_step_fn(step_model)
-        elif backend == "numpy":
-            fns[backend] = numpy_step_fn(fold_step_params(model, config))
-        elif backend == "onnx":
-            fns[backend] = onnx_step_fn(exported["onnx"], threads)
-        else:
-            fns[backend] = tflite_step_fn(exported["tflite"], threads)
-    return fns
-
-
-def gated_step_fns(backends, model, config, threads, workdir):
-    from pixelcnn_tf.cached import export_step_model
-    from pixelcnn_tf.gated_cached import build_pixel_step_model, build_row_step_model, fold_gated_params, keras_gated_step
-    from serve.gated_cached import numpy_gated_step, step_from_runners
-    from serve.step_runtimes import RUNNERS
-
-    params = fold_gated_params(model, config)
-    models = {"pixel": build_pixel_step_model(params, config), "row": build_row_step_model(params, config)}
-    formats = [b for b in backends if b in RUNNERS]
-    exported = {part: export_step_model(m, os.path.join(workdir, part), formats=formats) for part, m in models.items()} if formats else {}
+    entry = architecture(config)
+    params = step_params(model, config)
+    kinds = [b for b in backends if b in RUNTIMES]
+    exported = {part: convert_step_model(m, os.path.join(workdir, "saved"), workdir, part, kinds)
+                for part, m in entry.step_models(params, config).items()} if kinds else {}
     fns = {}
     for backend in backends:
         if backend == "keras":
-            fns[backend] = keras_gated_step(models["pixel"], models["row"])
+            fns[backend] = keras_sampler(model, config, "cached").step
         elif backend == "numpy":
-            fns[backend] = numpy_gated_step(params)
+            fns[backend] = entry.cached.numpy_step(params)
         else:
-            runs = {part: RUNNERS[backend](exported[part][backend], threads) for part in models}
-            fns[backend] = step_from_runners(runs["pixel"], runs["row"], num_layers=config.num_layers,
-                                             conditional=bool(config.num_classes))
+            runners = {part: RUNTIMES[backend](paths[backend], entry.cached.threads[part] if threads is None else threads)
+                       for part, paths in exported.items()}
+            fns[backend] = entry.cached.from_runners(runners, config.num_layers, bool(config.num_classes))
     return fns
 
 
@@ -123,7 +99,7 @@ def main(argv=None) -> int:
         sizes = {f"graph_{rt}": os.path.getsize(path) for rt, path in files.items()}
         sizes |= {f"step_{rt}": sum(os.path.getsize(p) for p in step_files(m, workdir, rt))
                   for rt in args.graph_runtimes if rt in args.backends}
-        rows = [bench_batch(args, m, logits_fn, fns, batch, graphs, workdir, spec) for batch in args.batch_sizes]
+        rows = [bench_batch(args, m, logits_fn, fns, batch, graphs, files, workdir, spec) for batch in args.batch_sizes]
     print("file bytes: " + ", ".join(f"{name} {size:,}" for name, size in sizes.items()))
     result = {
         "preset": args.preset,
@@ -143,11 +119,11 @@ def main(argv=None) -> int:
     return 0
 
 
-def bench_batch(args, m, logits_fn, fns, batch: int, graphs: dict, workdir: str, spec) -> dict:
+def bench_batch(args, m, logits_fn, fns, batch: int, graphs: dict, files: dict, workdir: str, spec) -> dict:
     """Forward, naive (extrapolated), cached and graph timings at one batch size; prints its table."""
     import numpy as np
 
-    from pixelcnn_tf.cached import cached_layout
+    from pixelcnn_tf.model import cached_layout
     from serve.cached import sample_cached
     from serve.sampling import draw, uniforms
 
@@ -201,17 +177,11 @@ def bench_batch(args, m, logits_fn, fns, batch: int, graphs: dict, workdir: str,
         if args.memory and runtime in args.backends:
             layout = cached_layout(m)
             row.setdefault("peak_memory_mb", {})[runtime] = {
-                "graph": peak_memory("graph", runtime, [graphs_file(workdir, runtime)], spec, layout, batch),
-                "loop": peak_memory("loop", runtime, step_files(m, workdir, runtime), spec, layout, batch),
+                "graph": peak_memory("graph", runtime, [files[runtime]], spec, layout, batch, args.threads),
+                "loop": peak_memory("loop", runtime, step_files(m, workdir, runtime), spec, layout, batch, args.threads),
             }
     print_row(row, m.dims)
     return row
-
-
-def graphs_file(workdir: str, runtime: str) -> str:
-    from pixelcnn_tf.sampler_export import FILES
-
-    return os.path.join(workdir, "graph", FILES[runtime])
 
 
 def print_row(row: dict, dims: int) -> None:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 
 import numpy as np
 import pytest
@@ -12,10 +11,9 @@ from PIL import Image
 import export.__main__ as export_cli
 import export.sampler as export_sampler
 import generate
+from helpers import copy_export, error_line, export_leftovers, fake_onnx, fake_sampler_converter, fake_step_converter
 from serve import Sampler, ServeError
 from serve.sampling import SamplingError
-from test_export import error_line, fake_onnx, fake_step_export, leftovers
-from test_serve import copy_export
 
 pytestmark = pytest.mark.slow  # every test here trains a tiny model and converts it with tf2onnx
 
@@ -82,18 +80,14 @@ def test_a_damaged_sampler_file_is_refused_on_load(tiny_export, tmp_path):
 
 
 def test_graph_parity_failure_fails_the_export(tiny_run, tiny_export, tmp_path, monkeypatch, capsys):
-    def copied_sampler(params, config, out_dir):
-        os.makedirs(out_dir)
-        return {kind: shutil.copy(os.path.join(tiny_export, f"sampler.{kind}"), out_dir) for kind in ("onnx", "tflite")}
-
     monkeypatch.setattr("export.build.write_onnx", fake_onnx(tiny_export))
-    monkeypatch.setattr("export.step.export_step_model", fake_step_export(tiny_export))
-    monkeypatch.setattr(export_sampler, "convert_sampler", copied_sampler)
+    monkeypatch.setattr("export.step.convert_step_model", fake_step_converter(tiny_export))
+    monkeypatch.setattr(export_sampler, "convert_sampler", fake_sampler_converter(tiny_export))
     monkeypatch.setattr(export_sampler, "MIN_AGREEMENT", 1.01)  # no agreement can pass: parity must fail
     out = tmp_path / "failed"
     assert export_cli.main(["--checkpoint", tiny_run, "--out", str(out), "--parity-images", "2"]) == 1
-    assert "sampler tflite" in error_line(capsys)
-    assert not out.exists() and leftovers(str(tmp_path), "failed") == []
+    assert "sampler tflite" in error_line(capsys, "python -m export", only=False)
+    assert not out.exists() and export_leftovers(str(tmp_path), "failed") == []
 
 
 def test_generate_animates_and_completes(tiny_export, tmp_path, tfds_dir):
