@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import numpy as np
 from PIL import Image
@@ -10,7 +11,7 @@ from PIL import Image
 import generate
 from pixelcnn_tf import data
 from serve import Sampler
-from helpers import ROOT
+from helpers import ROOT, run_without_tensorflow
 
 PRETRAINED = os.path.join(ROOT, "pretrained", "gated_mnist")
 MAX_ARTIFACT_BYTES = 5 * 1024 * 1024
@@ -66,3 +67,12 @@ def test_shipped_files_stay_small():
              for root, _, names in os.walk(PRETRAINED) for name in names}
     assert "sampler.tflite" in sizes and "sampler.onnx" in sizes
     assert max(sizes.values()) < 1.5e6, {name: size for name, size in sizes.items() if size >= 1.5e6}
+
+
+def test_device_recipe_samples_the_shipped_graph_without_tensorflow():
+    """docs/device.md's Python recipe, run as written (from the checkout) where TensorFlow cannot be imported."""
+    with open(os.path.join(ROOT, "docs", "device.md")) as f:
+        recipe = re.search(r"## Python.*?```python\n(.*?)```", f.read(), re.S).group(1)
+    check = "\nfrom serve import Sampler\nassert (Sampler.load('pretrained/gated_mnist', 'onnx').sample(16, seed=0) == images).all()\n"
+    done = run_without_tensorflow(recipe + check)
+    assert done.returncode == 0, done.stderr[-2000:]
