@@ -1,8 +1,4 @@
-"""Sampling in one runtime call (numpy only): the exported sampler graph's request checks, feeds and runner.
-
-The graph (pixelcnn_tf/sampler_graph.py) takes uniforms, temperature, prefix, start and label; every input is
-checked here first, so a bad request is one SamplingError line and never reaches (or crashes) a runtime.
-"""
+"""Sampling in one runtime call (numpy only): the exported sampler graph's request checks, feeds and runner."""
 from __future__ import annotations
 
 from typing import Callable
@@ -11,10 +7,12 @@ import numpy as np
 
 from serve.cached import LAYOUT_KEYS, step_architecture
 from serve.metadata import ModelSpec, ServeError, checked_path
-from serve.names import GRAPH_INPUTS, IMAGES, LABEL, PREFIX, START, TEMPERATURE, UNIFORMS
+from serve.names import IMAGES, LABEL, PREFIX, START, TEMPERATURE, UNIFORMS
 from serve.runtime import RUNTIMES, check_io
 from serve.sampling import SamplingError, draw
 
+# The graph (pixelcnn_tf/sampler_graph.py) trusts its inputs: check_graph_request checks each one here first, so a
+# bad request is one SamplingError line and never reaches (or crashes) a runtime.
 GRAPH_KEY = "sampler_graph"  # metadata.json's entry: {"inputs", "output", "signature", "artifacts": {kind: file}}
 # One intra-op thread: most of the graph's time goes to tiny per-sub-pixel ops, where waking workers costs more
 # than it saves. Measured side by side on the pretrained gated model (2 shared cores, load ~5), 1 vs 2 threads:
