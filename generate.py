@@ -111,10 +111,12 @@ def load_sampler(path: str | None, backend: str | None, sampler: str | None = "n
         # An export holds no .keras file: both TensorFlow backends run its SavedModel's serving signature.
         from pixelcnn_tf.generation import savedmodel_sampler
 
-        if sampler in ("graph", "cached"):
+        if sampler != "naive":
             fallback = f"--backend {backend} of an export has no step model (onnx, tflite and numpy have)"
         return savedmodel_sampler(path), path, _note(fallback)
     meta = read_metadata(path)
+    if sampler is None:  # the fastest there is; without a step model either, a note says it samples naively
+        sampler = "graph" if graph_artifact(meta, backend) else "cached"
     if sampler == "graph" and not graph_artifact(meta, backend):
         fallback, sampler = f"{path} has no sampler graph for --backend {backend}", "cached"
     if sampler == "cached" and not step_artifact(meta, backend):

@@ -155,12 +155,12 @@ def test_a_missing_or_foreign_part_is_refused(gated_export, tmp_path):
     broken = copy_export(gated_export, tmp_path / "no-row")
     rewrite_metadata(broken, lambda meta: meta["step"]["artifacts"]["onnx"]["parts"].pop("row"))
     with pytest.raises(ServeError, match="must name the parts pixel, row"):
-        Sampler.load(broken, "onnx")
+        Sampler.load(broken, "onnx", sampler="cached")
     assert Sampler.load(broken, "onnx", sampler="naive").sampler == "naive"
     swapped = copy_export(gated_export, tmp_path / "swapped")
     shutil.copy(os.path.join(swapped, "step", "pixel.tflite"), os.path.join(swapped, "step", "row.tflite"))
     with pytest.raises(ServeError, match="sha256|bytes"):
-        Sampler.load(swapped, "tflite")
+        Sampler.load(swapped, "tflite", sampler="cached")
 
     def vouch(meta):  # metadata that vouches for the swapped file: the tensor check must still refuse it
         parts = meta["step"]["artifacts"]["tflite"]["parts"]
@@ -168,7 +168,7 @@ def test_a_missing_or_foreign_part_is_refused(gated_export, tmp_path):
 
     rewrite_metadata(swapped, vouch)
     with pytest.raises(ServeError, match="not the ones metadata.json names"):
-        Sampler.load(swapped, "tflite")
+        Sampler.load(swapped, "tflite", sampler="cached")
 
 
 @pytest.mark.slow
