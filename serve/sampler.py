@@ -43,6 +43,7 @@ class Sampler:
         sub-pixel), 'naive' (one full forward pass per sub-pixel) or None: the first of these the export has for
         backend. Quantized TFLite variants have neither graph nor step model: naive. All draw the same pixels.
         nll() and log_prob() always use the full model (one forward pass per image batch).
+        num_threads: intra-op threads for every model; None: measured defaults (serve/runtime.py).
         """
         if num_threads is not None and (not isinstance(num_threads, int) or num_threads < 1):
             raise ServeError(f"num_threads must be a positive integer, got {num_threads!r}")
