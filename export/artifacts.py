@@ -16,6 +16,7 @@ SAVED_MODEL_DIR = "saved_model"
 SIGNATURE = "serving_default"
 ONNX_FILE = "model.onnx"
 ONNX_OPSET = 17  # tf2onnx 1.17 refuses opset 19; 17 runs on every onnxruntime since 1.13
+MAX_SHARD_BYTES = 1_000_000  # SavedModel variable files stay small enough to ship in the repository (< 1.5 MB each)
 
 
 class ExportFailed(Exception):
@@ -44,10 +45,23 @@ def _file_entry(kind: str, directory: str, filename: str) -> dict:
     return {"kind": kind, "path": filename, "bytes": os.path.getsize(path), "sha256": file_sha256(path)}
 
 
-def write_saved_model(model, directory: str, conditional: bool) -> dict:
-    """Keras model.export: a SavedModel whose serving_default signature takes image (and label), any batch."""
+def write_saved_model(model, directory: str, conditional: bool, endpoints: dict | None = None) -> dict:
+    """A SavedModel whose serving_default signature (Keras's "serve" endpoint) takes image (and label), any batch.
+
+    endpoints: name -> (trackable holding its variables, tf.function with an input signature), saved as further
+    signatures (the sampler graph's "sample"). Variables are sharded into files under MAX_SHARD_BYTES.
+    """
+    import keras
+    from keras.src.export.saved_model import DEFAULT_ENDPOINT_NAME, get_input_signature
+
     path = os.path.join(directory, SAVED_MODEL_DIR)
-    model.export(path, verbose=False)
+    archive = keras.export.ExportArchive()
+    archive.track_and_add_endpoint(DEFAULT_ENDPOINT_NAME, model, get_input_signature(model))  # what model.export does
+    for name, (trackable, function) in (endpoints or {}).items():
+        archive.track(trackable)
+        archive.add_endpoint(name, function)
+    sharding = tf.train.experimental.MaxShardSizePolicy(max_shard_size=MAX_SHARD_BYTES)
+    archive.write_out(path, verbose=False, options=tf.saved_model.SaveOptions(experimental_sharding_callback=sharding))
     signature = tf.saved_model.load(path).signatures[SIGNATURE]
     _, inputs = signature.structured_input_signature
     outputs = list(signature.structured_outputs)
@@ -59,18 +73,21 @@ def write_saved_model(model, directory: str, conditional: bool) -> dict:
         "path": SAVED_MODEL_DIR,
         "bytes": size,
         "signature": SIGNATURE,
+        "signatures": sorted(tf.saved_model.load(path).signatures),
         "inputs": _roles(sorted(inputs), conditional, path),
         "outputs": {LOGITS: outputs[0]},
     }
 
 
-def convert_tflite(saved_model: str, path: str, quantization: str | None = None, representative=None) -> None:
-    """TFLite from a SavedModel, builtin ops only (the plain LiteRT interpreter runs it), float32 in and out.
+def convert_tflite(saved_model: str, path: str, quantization: str | None = None, representative=None,
+                   signature: str = SIGNATURE) -> None:
+    """TFLite from a SavedModel's signature, builtin ops only (the plain LiteRT interpreter runs it), float32 in and out.
 
     quantization: None (float32), "float16" (weights), "dynamic" (int8 weights, float activations) or
     "int8" (weights and activations, calibrated on representative(); float fallback keeps float I/O).
     """
-    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model)
+    # One signature: without signature_keys the converter would take every one (the full model's "sample" too).
+    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model, signature_keys=[signature])
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if quantization:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -86,12 +103,12 @@ def convert_tflite(saved_model: str, path: str, quantization: str | None = None,
         f.write(flatbuffer)
 
 
-def convert_onnx(saved_model: str, path: str) -> None:
-    """ONNX through the tf2onnx command line over a SavedModel's serving signature (its from_keras path breaks on Keras 3)."""
+def convert_onnx(saved_model: str, path: str, signature: str = SIGNATURE) -> None:
+    """ONNX through the tf2onnx command line over a SavedModel's signature (its from_keras path breaks on Keras 3)."""
     command = [
         sys.executable, "-m", "tf2onnx.convert",
         "--saved-model", saved_model,
-        "--signature_def", SIGNATURE,
+        "--signature_def", signature,
         "--opset", str(ONNX_OPSET),
         "--output", path,
     ]  # fmt: skip

@@ -10,6 +10,7 @@ import pixelcnn_tf
 from export.artifacts import ExportFailed, representative_dataset, write_onnx, write_saved_model, write_tflite
 from export.parity import format_report, parity_report
 from export.publish import WorkFolder, check_destination, remove_stale
+from export.sampler import format_sampler_parity, sampler_parity, write_sampler
 from export.step import step_parity, write_step
 from pixelcnn_tf import data, faults
 from pixelcnn_tf.checkpoints import MODEL_FILE, load_checkpoint
@@ -17,8 +18,10 @@ from pixelcnn_tf.config import TrainConfig, to_dict
 from pixelcnn_tf.errors import UserError, first_line
 from pixelcnn_tf.files import write_json_atomic
 from pixelcnn_tf.generation import keras_logits_fn
-from pixelcnn_tf.model import build_model
+from pixelcnn_tf.model import build_model, graph_params, has_sampler_graph, step_params
+from pixelcnn_tf.sampler_export import GraphModule
 from serve.metadata import FORMAT, FORMAT_VERSION, METADATA_FILE, RUNTIMES, file_sha256
+from serve.names import SAMPLE_SIGNATURE
 
 PARITY_FILE = "parity.json"
 
@@ -74,7 +77,11 @@ def build(model, config: TrainConfig, run_dir: str, directory: str, quantize, pa
     def load(split: str, count: int):
         return data.load_arrays(config.dataset, split, levels=config.model.levels, count=count, data_dir=config.data_dir)
 
-    artifacts = {"saved_model": write_saved_model(model, directory, conditional)}
+    # The sampler graph (one call samples), where the architecture's split covers the kernel size.
+    params = graph_params(step_params(model, config.model), config.model) if has_sampler_graph(config.model) else None
+    graph = GraphModule(params, config.model) if params else None
+    endpoints = {SAMPLE_SIGNATURE: (graph, graph.sample)} if graph else None
+    artifacts = {"saved_model": write_saved_model(model, directory, conditional, endpoints)}
     log("wrote saved_model/; converting to ONNX and TFLite")
     artifacts["onnx"] = write_onnx(directory, conditional)
     artifacts["tflite"] = write_tflite(directory, conditional)
@@ -86,16 +93,19 @@ def build(model, config: TrainConfig, run_dir: str, directory: str, quantize, pa
         artifacts[f"tflite_{quantization}"] = write_tflite(directory, conditional, quantization, representative)
     step = write_step(model, config.model, directory, log)
     meta = metadata(config, run_dir, artifacts, step)
+    meta["sampler_graph"] = write_sampler(params, config.model, directory, log) if params and step else None
     write_json_atomic(os.path.join(directory, METADATA_FILE), meta)
 
     images, labels = load("test", parity_images)
     labels = labels if conditional else None
     report = parity_report(keras_logits_fn(model, conditional), directory, meta, images, labels)
     report["step"] = step_parity(model, config.model, directory, meta, images, labels)
+    report["sampler_graph"] = sampler_parity(directory, meta, images, labels)
     report["ok"] = report["ok"] and all(row["ok"] for row in ((report["step"] or {}).get("artifacts") or {}).values())
+    report["ok"] = report["ok"] and all(row["ok"] for row in ((report["sampler_graph"] or {}).get("artifacts") or {}).values())
     report["dataset"] = config.dataset
     write_json_atomic(os.path.join(directory, PARITY_FILE), report)
-    log(format_report(report, config.dataset))
+    log("\n".join([format_report(report, config.dataset)] + format_sampler_parity(report["sampler_graph"])))
     return report
 
 
@@ -114,6 +124,8 @@ def export_checkpoint(checkpoint, out: str, quantize=(), overwrite=False, parity
             rows = list(report["artifacts"].items())
             rows += [(f"step {name}", row) for name, row in ((report["step"] or {}).get("artifacts") or {}).items()]
             failed = [f"{name} {row['max_abs_logit_diff']:.2e} > {row['tolerance']:.1e}" for name, row in rows if not row.get("ok", True)]
+            failed += [f"sampler {name} {min(row['agreement'].values()):.2%} of sub-pixels equal < {row['min_agreement']:.1%}"
+                       for name, row in ((report["sampler_graph"] or {}).get("artifacts") or {}).items() if not row["ok"]]
             raise ExportFailed(f"parity check failed (max |Δlogit|): {', '.join(failed)}")
         work.publish(out, overwrite)
     # Disk full or read-only while writing (TensorFlow reports it as its own error types): the partial export goes

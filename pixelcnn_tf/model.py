@@ -11,6 +11,8 @@ from pixelcnn_tf.config import ModelConfig
 from pixelcnn_tf.errors import UserError
 from pixelcnn_tf.gated import build_gated_pixelcnn
 from pixelcnn_tf.gated_cached import fold_gated_params, gated_step_models
+from pixelcnn_tf.sampler_graph import GatedGraph, SeedGraph
+from pixelcnn_tf.sampler_params import gated_graph_params, seed_graph_params
 from pixelcnn_tf.seed import build_pixelcnn
 from pixelcnn_tf.seed_cached import fold_step_params, seed_step_models
 from serve.cached import ARCHITECTURES as STEP_ARCHITECTURES
@@ -26,12 +28,16 @@ class Architecture:
     step_models: Callable[[dict, ModelConfig], dict]  # step params -> {part: Keras step model}, parts as cached.parts
     xla_parts: tuple[str, ...]  # parts the Keras cached sampler compiles with XLA (the rest: plain tf.function)
     cached: StepArchitecture
+    graph_params: Callable[[dict, ModelConfig], dict]  # step params -> the sampler graph's weights
+    graph: type  # its row and pixel parts in TensorFlow (pixelcnn_tf/sampler_graph.py)
 
 
 # One entry per name of serve's table (serve/cached.py): a third architecture is one module per side plus two entries.
 ARCHITECTURES: dict[str, Architecture] = {
-    "pixelcnn": Architecture(build_pixelcnn, fold_step_params, seed_step_models, ("step",), STEP_ARCHITECTURES["pixelcnn"]),
-    "gated": Architecture(build_gated_pixelcnn, fold_gated_params, gated_step_models, ("pixel",), STEP_ARCHITECTURES["gated"]),
+    "pixelcnn": Architecture(build_pixelcnn, fold_step_params, seed_step_models, ("step",), STEP_ARCHITECTURES["pixelcnn"],
+                             seed_graph_params, SeedGraph),
+    "gated": Architecture(build_gated_pixelcnn, fold_gated_params, gated_step_models, ("pixel",), STEP_ARCHITECTURES["gated"],
+                          gated_graph_params, GatedGraph),
 }
 assert set(ARCHITECTURES) == set(STEP_ARCHITECTURES), "the TensorFlow and serve architecture tables must name the same"
 
@@ -51,6 +57,12 @@ def has_step_model(config: ModelConfig) -> bool:
     return config.kernel_size >= architecture(config).cached.min_kernel_size
 
 
+def has_sampler_graph(config: ModelConfig) -> bool:
+    """Whether the sampler graph covers this config: it splits each kernel into rows above and the current row's
+    left taps, so it needs a kernel_size >= 3 for both architectures (and a step model, which it is folded from)."""
+    return config.kernel_size >= 3 and has_step_model(config)
+
+
 def step_params(model: keras.Model, config: ModelConfig) -> dict[str, np.ndarray]:
     """The model's weights folded for cached sampling: what serve's numpy step and the step models use."""
     entry = architecture(config)
@@ -58,6 +70,13 @@ def step_params(model: keras.Model, config: ModelConfig) -> dict[str, np.ndarray
         raise UserError(f"cached {config.architecture} sampling needs kernel_size >= {entry.cached.min_kernel_size}, "
                         f"got {config.kernel_size}; use --sampler naive")
     return entry.fold(model, config)
+
+
+def graph_params(step_params: dict, config: ModelConfig) -> dict[str, np.ndarray]:
+    """The sampler graph's weights from the step params (step_params() or np.load of an export's step_params.npz)."""
+    if not has_sampler_graph(config):
+        raise UserError(f"the sampler graph needs kernel_size >= 3, got {config.kernel_size}; use --sampler cached or naive")
+    return architecture(config).graph_params(step_params, config)
 
 
 def step_models(model: keras.Model, config: ModelConfig) -> dict[str, keras.Model]:

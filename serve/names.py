@@ -14,3 +14,7 @@ def indexed(prefix: str, layer: int) -> str:
 
 def indexed_names(prefix: str, count: int) -> list[str]:
     return [indexed(prefix, n) for n in range(count)]
+# The sampler graph (pixelcnn_tf/sampler_graph.py, serve/graph.py): one call from uniforms to images.
+UNIFORMS, TEMPERATURE, PREFIX, START, IMAGES = "uniforms", "temperature", "prefix", "start", "images"
+GRAPH_INPUTS = (UNIFORMS, TEMPERATURE, PREFIX, START)  # then LABEL, class-conditional models only
+SAMPLE_SIGNATURE = "sample"  # its SavedModel signature and TFLite signature name

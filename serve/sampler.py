@@ -6,13 +6,14 @@ from typing import Callable
 import numpy as np
 
 from serve.cached import sample_cached
+from serve.graph import GraphRunner, as_float32_uniforms, graph_artifact, load_graph, loop_images
 from serve.metadata import ModelSpec, ServeError, artifact, read_metadata, spec_of
 from serve.names import IMAGE, LABEL, LOGITS
 from serve.runtime import ALL_CORES, RUNTIMES, check_io, feeds
-from serve.sampling import LogitsFn, SamplingError, check_labels, check_request, is_integer, nll_per_image, sample_naive
+from serve.sampling import LogitsFn, SamplingError, check_labels, check_request, is_integer, nll_per_image, sample_naive, uniforms
 from serve.step_loader import load_step, step_artifact
 
-SAMPLERS = ("cached", "naive")
+SAMPLERS = ("graph", "cached", "naive")
 STEP_ONLY = "numpy"  # a backend with a step model (step_params.npz) and no full model: cached sampling only
 
 SCORE_BATCH = 256  # images per forward pass in nll(): bounds memory, the result does not depend on it
@@ -22,23 +23,25 @@ class Sampler:
     """Draws and scores images with the shared numpy loop, so one seed gives the same draws on every backend."""
 
     def __init__(self, logits_fn: LogitsFn | None, spec: ModelSpec, backend: str = "custom", metadata: dict | None = None,
-                 step=None, layout: dict | None = None):
-        """step and layout (serve.cached) make sample() cached; logits_fn (None: no full model) serves nll()."""
+                 step=None, layout: dict | None = None, graph: GraphRunner | None = None):
+        """graph (serve.graph) makes sample() one runtime call per batch; step and layout (serve.cached) make it
+        cached (and complete() too, without a graph); logits_fn (None: no full model) serves nll()."""
         if step is not None and (layout or {}).get("levels") != spec.levels:
             raise SamplingError(f"step layout levels {(layout or {}).get('levels')} differ from the model's {spec.levels}")
         self.logits_fn = logits_fn
         self.spec = spec
         self.backend = backend
         self.metadata = metadata or {}
-        self.step, self.layout = step, dict(layout or {})
-        self.sampler = "cached" if step is not None else "naive"
+        self.step, self.layout, self.graph = step, dict(layout or {}), graph
+        self.sampler = "graph" if graph is not None else "cached" if step is not None else "naive"
 
     @classmethod
     def load(cls, export_dir: str, backend: str = "onnx", num_threads: int | None = None, sampler: str | None = None) -> "Sampler":
         """Open one backend of an export: 'onnx', 'tflite', a variant such as 'tflite_int8', or 'numpy' (cached only).
 
-        sampler: 'cached' (one step-model call per sub-pixel), 'naive' (one full forward pass per sub-pixel) or
-        None: cached when the export has a step model for backend. Quantized TFLite variants have none: naive.
+        sampler: 'graph' (the exported sampler graph: one runtime call per batch), 'cached' (one step-model call per
+        sub-pixel), 'naive' (one full forward pass per sub-pixel) or None: the first of these the export has for
+        backend. Quantized TFLite variants have neither graph nor step model: naive. All draw the same pixels.
         nll() and log_prob() always use the full model (one forward pass per image batch).
         num_threads: intra-op threads for every model; None: measured defaults (serve/runtime.py).
         """
@@ -54,7 +57,7 @@ class Sampler:
         if backend not in servable:
             raise ServeError(f"unknown backend {backend!r} for {export_dir}; choose one of {', '.join(servable) or '(none)'}")
         if sampler is None:
-            sampler = "cached" if step_artifact(meta, backend) else "naive"
+            sampler = "graph" if graph_artifact(meta, backend) else "cached" if step_artifact(meta, backend) else "naive"
         if backend == STEP_ONLY and sampler == "naive":
             raise ServeError("the numpy backend samples with the step model only; use sampler='cached'")
         logits_fn = None
@@ -63,7 +66,8 @@ class Sampler:
             entry, path = artifact(meta, export_dir, backend)
             logits_fn = model_logits_fn(entry, path, spec, num_threads)
         step, layout = load_step(meta, export_dir, backend, spec, num_threads) if sampler == "cached" else (None, None)
-        return cls(logits_fn, spec, backend, meta, step, layout)
+        graph = load_graph(meta, export_dir, backend, spec, num_threads) if sampler == "graph" else None
+        return cls(logits_fn, spec, backend, meta, step, layout, graph)
 
     def sample(
         self,
@@ -77,6 +81,9 @@ class Sampler:
         """uint8 level indices (N, H, W, C); labels: one class for all, or one per image (conditional models)."""
         check_request(num_images, temperature, batch_size)
         labels = check_labels(labels, num_images, self.spec.num_classes)
+        if self.graph is not None:
+            u = as_float32_uniforms(uniforms(num_images, *self.spec.shape, seed))
+            return self._graph_batches(u, temperature, None, 0, labels, batch_size, progress)
         if self.step is not None:
             return sample_cached(self.step, num_images=num_images, shape=self.spec.shape, seed=seed, temperature=temperature,
                                  batch_size=batch_size, labels=labels, progress=progress, **self.layout)
@@ -90,6 +97,47 @@ class Sampler:
             labels=labels,
             progress=progress,
         )
+
+    def complete(self, images, start_row: int, num_samples: int = 1, seed: int = 0, temperature: float = 1.0,
+                 labels=None, batch_size: int | None = None, progress: Callable[[int], None] | None = None) -> np.ndarray:
+        """Keep the top start_row rows of each image (N, H, W, C) and draw the rest: uint8 (N*num_samples, H, W, C).
+
+        Completions of image k are rows k*num_samples ... (k+1)*num_samples-1; labels: one class or one per image.
+        The graph and the cached loop complete with the same pixels for the same seed; naive sampling cannot.
+        """
+        images = self.check_images(images)
+        if not is_integer(start_row) or not 0 <= start_row <= self.spec.height:
+            raise SamplingError(f"start_row must be an integer in 0..{self.spec.height}, got {start_row!r}")
+        if not is_integer(num_samples) or num_samples < 1:
+            raise SamplingError(f"num_samples must be a positive integer, got {num_samples!r}")
+        total = len(images) * num_samples
+        check_request(total, temperature, batch_size)
+        labels = check_labels(labels, len(images), self.spec.num_classes)
+        labels = None if labels is None else np.repeat(labels, num_samples)
+        prefix = np.repeat(images, num_samples, axis=0).astype(np.float32)
+        start = int(start_row) * self.spec.width * self.spec.channels
+        u = as_float32_uniforms(uniforms(total, *self.spec.shape, seed))
+        if self.graph is not None:
+            return self._graph_batches(u, temperature, prefix, start, labels, batch_size, progress)
+        if self.step is None:
+            raise SamplingError("completion needs the sampler graph or the cached sampler; this one samples naively")
+        out = np.zeros(u.shape, np.uint8)
+        for first in range(0, total, batch_size or total):
+            part = slice(first, first + (batch_size or total))
+            out[part] = loop_images(self.step, self.layout, self.spec, u[part], temperature, prefix[part], start,
+                                    None if labels is None else labels[part], progress)
+        return out
+
+    def _graph_batches(self, u, temperature, prefix, start, labels, batch_size, progress) -> np.ndarray:
+        """The graph over batches of batch_size images; progress hears of each batch's sub-pixels at its end."""
+        out = np.zeros(u.shape, np.uint8)
+        for first in range(0, len(u), batch_size or len(u)):
+            part = slice(first, first + (batch_size or len(u)))
+            out[part] = self.graph(u[part], temperature, None if prefix is None else prefix[part], start,
+                                   None if labels is None else labels[part])
+            if progress:
+                progress(len(out[part]) * self.spec.dims)
+        return out
 
     def nll(self, images, labels=None, batch_size: int = SCORE_BATCH) -> np.ndarray:
         """Negative log-likelihood in nats of each image (N, H, W, C) of level indices, as float64 (N,)."""

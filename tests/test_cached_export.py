@@ -94,9 +94,9 @@ def test_backends_without_a_step_model_fall_back_to_naive(tiny_export, tmp_path,
         Sampler.load(tiny_export, "numpy", sampler="naive")
     with pytest.raises(ServeError, match="no full model to score"):
         Sampler.load(tiny_export, "numpy").nll(np.zeros((1, 28, 28, 1)))
-    # An export from before step models (no "step" entry) still samples, naively.
+    # An export from before step models (no "step" entry, so no sampler graph either) still samples, naively.
     old = copy_export(tiny_export, tmp_path / "old")
-    rewrite_metadata(old, lambda meta: meta.pop("step"))
+    rewrite_metadata(old, lambda meta: [meta.pop("step"), meta.pop("sampler_graph")])
     assert Sampler.load(old, "onnx").sampler == "naive"
 
 
@@ -110,9 +110,9 @@ def test_damaged_step_file_is_one_line(tiny_export, tmp_path, capsys, backend, f
     with open(path, "wb") as f:
         f.write(b"\x00garbage" * (size // 8) + b"\x00" * (size % 8))  # same size: only the digest tells
     with pytest.raises(ServeError, match="sha256"):
-        Sampler.load(broken, backend)
+        Sampler.load(broken, backend, sampler="cached")  # the step models (the sampler graph never opens them)
     out = tmp_path / "x.png"
-    argv = ["--checkpoint", broken, "--backend", backend, "--out", str(out), "--no-progress"]
+    argv = ["--checkpoint", broken, "--backend", backend, "--sampler", "cached", "--out", str(out), "--no-progress"]
     assert f"step/{filename} does not match the sha256" in generate_error(capsys, argv)
     # With metadata that vouches for the damaged file, the runtime itself must refuse it, in one line.
     part = "params" if backend == "numpy" else "step"
@@ -140,4 +140,4 @@ def test_step_model_of_another_export_is_refused(tiny_export, tiny_conditional_e
     rewrite_metadata(swapped, vouch)
     for backend in ("onnx", "tflite"):
         with pytest.raises(ServeError, match="not the ones metadata.json names"):
-            Sampler.load(swapped, backend)
+            Sampler.load(swapped, backend, sampler="cached")

@@ -20,7 +20,7 @@ from serve import Sampler
 from serve.metadata import file_sha256
 from helpers import error_line as cli_error_line
 from helpers import export_leftovers as leftovers
-from helpers import fake_onnx, fake_step_converter, float32_checkpoint
+from helpers import fake_onnx, fake_sampler_converter, fake_step_converter, float32_checkpoint
 
 TOLERANCES = export_parity.TOLERANCES  # per-backend limits on max |Δlogit| vs Keras, as the exporter enforces them
 
@@ -89,6 +89,7 @@ def test_parity_failure_leaves_the_old_export_alone(tiny_run, tiny_export, tmp_p
     before = sorted(os.listdir(out))
     monkeypatch.setattr("export.build.write_onnx", fake_onnx(tiny_export))
     monkeypatch.setattr("export.step.convert_step_model", fake_step_converter(tiny_export))
+    monkeypatch.setattr("export.sampler.convert_sampler", fake_sampler_converter(tiny_export))
     monkeypatch.setitem(export_parity.TOLERANCES, "onnx", -1.0)  # no difference can pass: parity must fail
     code = export_cli.main(["--checkpoint", tiny_run, "--out", str(out), "--overwrite", "--parity-images", "2"])
     assert code == 1
@@ -103,6 +104,7 @@ def test_overwrite_replaces_an_export(tiny_run, tiny_export, tmp_path, monkeypat
     (out / "stale.txt").write_text("from the old export")
     monkeypatch.setattr("export.build.write_onnx", fake_onnx(tiny_export))
     monkeypatch.setattr("export.step.convert_step_model", fake_step_converter(tiny_export))
+    monkeypatch.setattr("export.sampler.convert_sampler", fake_sampler_converter(tiny_export))
     assert export_cli.main(["--checkpoint", tiny_run, "--out", str(out), "--overwrite", "--parity-images", "2"]) == 0
     assert not (out / "stale.txt").exists() and (out / "metadata.json").is_file()
     assert json.load(open(out / "parity.json"))["images"] == 2

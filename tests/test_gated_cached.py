@@ -128,11 +128,15 @@ def test_every_backend_draws_the_naive_images(gated_run, gated_export, tmp_path,
     labels = [0, 3, 9]
     naive = Sampler.load(gated_export, "onnx", sampler="naive").sample(3, seed=5, labels=labels)
     for backend in ("onnx", "tflite", "numpy"):
-        sampler = Sampler.load(gated_export, backend)
+        sampler = Sampler.load(gated_export, backend, sampler="cached")
         assert sampler.sampler == "cached", backend
         np.testing.assert_array_equal(sampler.sample(3, seed=5, labels=labels), naive, err_msg=backend)
+    for backend in ("onnx", "tflite"):  # their default: the sampler graph, one call
+        sampler = Sampler.load(gated_export, backend)
+        assert sampler.sampler == "graph", backend
+        np.testing.assert_array_equal(sampler.sample(3, seed=5, labels=labels), naive, err_msg=backend)
     # Batch 1 after batch 3: the exported steps take any batch size.
-    np.testing.assert_array_equal(Sampler.load(gated_export, "tflite").sample(1, seed=5, labels=0), naive[:1])
+    np.testing.assert_array_equal(Sampler.load(gated_export, "tflite", sampler="cached").sample(1, seed=5, labels=0), naive[:1])
     # generate.py: cached on the checkpoint and on the export, the same PNG as naive, and no fallback note.
     pngs = []
     for source, backend, sampler in ((gated_run, "keras", "cached"), (gated_export, "onnx", "cached"), (gated_export, "onnx", "naive")):
@@ -151,12 +155,12 @@ def test_a_missing_or_foreign_part_is_refused(gated_export, tmp_path):
     broken = copy_export(gated_export, tmp_path / "no-row")
     rewrite_metadata(broken, lambda meta: meta["step"]["artifacts"]["onnx"]["parts"].pop("row"))
     with pytest.raises(ServeError, match="must name the parts pixel, row"):
-        Sampler.load(broken, "onnx")
+        Sampler.load(broken, "onnx", sampler="cached")
     assert Sampler.load(broken, "onnx", sampler="naive").sampler == "naive"
     swapped = copy_export(gated_export, tmp_path / "swapped")
     shutil.copy(os.path.join(swapped, "step", "pixel.tflite"), os.path.join(swapped, "step", "row.tflite"))
     with pytest.raises(ServeError, match="sha256|bytes"):
-        Sampler.load(swapped, "tflite")
+        Sampler.load(swapped, "tflite", sampler="cached")
 
     def vouch(meta):  # metadata that vouches for the swapped file: the tensor check must still refuse it
         parts = meta["step"]["artifacts"]["tflite"]["parts"]
@@ -164,7 +168,7 @@ def test_a_missing_or_foreign_part_is_refused(gated_export, tmp_path):
 
     rewrite_metadata(swapped, vouch)
     with pytest.raises(ServeError, match="not the ones metadata.json names"):
-        Sampler.load(swapped, "tflite")
+        Sampler.load(swapped, "tflite", sampler="cached")
 
 
 @pytest.mark.slow
@@ -173,7 +177,7 @@ def test_gated_cached_export_samples_without_tensorflow(gated_export):
 from serve import Sampler
 for backend in ("onnx", "tflite", "numpy"):
     sampler = Sampler.load(sys.argv[1], backend)
-    assert sampler.sampler == "cached" and sampler.sample(1, labels=2).shape == (1, 28, 28, 1)
+    assert sampler.sampler == ("cached" if backend == "numpy" else "graph") and sampler.sample(1, labels=2).shape == (1, 28, 28, 1)
 print("ok")
 """
     done = run_without_tensorflow(script, gated_export)
