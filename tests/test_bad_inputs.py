@@ -259,7 +259,7 @@ API_CASES = [
     ("load missing", lambda: Sampler.load("/nonexistent/export"), ServeError, "does not exist"),
     ("load backend", lambda: Sampler.load(PRETRAINED, "bogus"), ServeError, "unknown backend 'bogus'"),
     ("load threads", lambda: Sampler.load(PRETRAINED, "onnx", num_threads=0), ServeError, "num_threads must be a positive integer"),
-    ("load sampler", lambda: Sampler.load(PRETRAINED, "onnx", sampler="fast"), ServeError, "sampler must be one of cached, naive"),
+    ("load sampler", lambda: Sampler.load(PRETRAINED, "onnx", sampler="fast"), ServeError, "sampler must be one of graph, cached, naive"),
 ]
 
 
