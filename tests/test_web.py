@@ -1,0 +1,155 @@
+"""The browser page (web/) in real headless Chromium: it draws Python's pixels, and shows errors instead of a blank page."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import urllib.request
+
+import numpy as np
+import pytest
+
+from bench.browser import BrowserMissing, Page, WebServer, find_browser
+from serve.sampling import uniforms
+from tests.conftest import ROOT
+
+MATCH = 0.999  # fraction of sub-pixels that must agree (float32 kernels differ across runtimes in rare ties)
+
+
+@pytest.fixture(scope="module")
+def page():
+    try:
+        find_browser()
+    except BrowserMissing as e:
+        if os.environ.get("CI"):  # .ci/run installs them: a CI run without the browser test is a broken CI
+            pytest.fail(str(e))
+        pytest.skip(str(e))
+    with Page() as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def web_export(tiny_export):
+    if not any("images" in a.get("outputs", {}) for a in meta_of(tiny_export)["artifacts"].values()):
+        pytest.skip("the export has no sampler graph (sampler.onnx) yet")
+    return tiny_export
+
+
+@pytest.fixture(scope="module")
+def server(web_export):
+    with WebServer(web_export) as s:
+        yield s
+
+
+def python_draw(export_dir: str, u: np.ndarray, temperature: float = 1.0, prefix=None, start: int = 0) -> np.ndarray:
+    """The export's sampler graph through onnxruntime in Python, fed what the page feeds it."""
+    import onnxruntime as ort
+
+    meta = json.load(open(os.path.join(export_dir, "metadata.json")))
+    entry = next(a for a in meta["artifacts"].values() if a.get("kind") == "onnx" and "images" in a.get("outputs", {}))
+    session = ort.InferenceSession(os.path.join(export_dir, entry["path"]), providers=["CPUExecutionProvider"])
+    names = entry["inputs"]
+    feed = {names["uniforms"]: u.astype(np.float32), names["temperature"]: np.array(temperature, np.float32),
+            names["prefix"]: (np.zeros_like(u) if prefix is None else prefix).astype(np.float32), names["start"]: np.array(start, np.int32)}
+    return session.run([entry["outputs"]["images"]], feed)[0]
+
+
+def page_images(result: dict, shape) -> np.ndarray:
+    return np.asarray(result["images"], dtype=np.int64).reshape(-1, *shape)
+
+
+def assert_same_pixels(page_result: np.ndarray, python_result: np.ndarray) -> None:
+    assert page_result.shape == python_result.shape
+    agree = float(np.mean(page_result == python_result))
+    assert agree >= MATCH, f"only {agree:.4%} of sub-pixels agree with Python"
+
+
+def meta_of(export_dir: str) -> dict:
+    return json.load(open(os.path.join(export_dir, "metadata.json")))
+
+
+def test_page_samples_what_python_samples_for_a_seed(page, server, web_export):
+    meta = meta_of(web_export)
+    shape = (meta["height"], meta["width"], meta["channels"])
+    assert page.open(server.url) == "ready", page.error()
+    page.set("count", 6)
+    page.set("seed", 21)
+    page.set("temperature", 0.8)
+    page.click("sample")
+    result = page.result("sampled")
+    # The page's own seeded generator is numpy's default_rng: no file needed for the same numbers.
+    expected = python_draw(web_export, uniforms(6, *shape, seed=21), temperature=0.8)
+    assert_same_pixels(page_images(result, shape), expected)
+    assert "6 digits in" in page.js("return document.getElementById('sample-time').textContent")
+
+
+def test_page_completes_what_python_completes_from_a_uniforms_file(page, server, web_export, tmp_path):
+    meta = meta_of(web_export)
+    shape = (meta["height"], meta["width"], meta["channels"])
+    u = uniforms(8, *shape, seed=5)
+    np.save(tmp_path / "u.npy", u)
+    assert page.open(server.url) == "ready", page.error()
+    page.upload("uniforms-file", str(tmp_path / "u.npy"))
+    page.js("document.querySelector('#digits canvas[data-index=\"3\"]').click()")
+    page.set("rows", 10)
+    page.click("complete")
+    result = page.result("completed")
+    digit = np.asarray(page.js("return Array.from(window.pixelcnnPage.digits[3].levels)")).reshape(shape)
+    images = page_images(result, shape)
+    np.testing.assert_array_equal(images[:, :10], np.broadcast_to(digit[:10], images[:, :10].shape))
+    expected = python_draw(web_export, u, prefix=np.broadcast_to(digit, (8, *shape)), start=10 * shape[1])
+    assert_same_pixels(images, expected)
+
+
+def test_a_bad_export_url_shows_an_error_on_the_page(page, server):
+    assert page.open(server.url + "web/?export=../no-such-export/") == "error"
+    text = page.error()
+    assert "metadata.json" in text and "404" in text, text
+
+
+def damaged_copy(web_export: str, tmp_path, keep_checksums: bool) -> str:
+    copy = shutil.copytree(web_export, tmp_path / "damaged")
+    meta = meta_of(copy)
+    entry = next(a for a in meta["artifacts"].values() if a.get("kind") == "onnx" and "images" in a.get("outputs", {}))
+    path = os.path.join(copy, entry["path"])
+    data = bytearray(open(path, "rb").read())
+    if keep_checksums:  # same size, other bytes: only the sha256 tells
+        data[len(data) // 3 : len(data) // 3 + 64] = b"\xff" * 64
+    else:  # truncated, with no size or sha256 to check: onnxruntime-web itself meets the damage
+        data = data[: len(data) // 2]
+        del entry["sha256"], entry["bytes"]
+        json.dump(meta, open(os.path.join(copy, "metadata.json"), "w"))
+    open(path, "wb").write(bytes(data))
+    return copy
+
+
+@pytest.mark.parametrize("keep_checksums", [True, False], ids=["checksum", "runtime"])
+def test_a_damaged_sampler_graph_shows_an_error_on_the_page(page, web_export, tmp_path, keep_checksums):
+    copy = damaged_copy(web_export, tmp_path, keep_checksums)
+    with WebServer(copy) as damaged:
+        assert page.open(damaged.url) == "error"
+    text = page.error()
+    expected = "does not match the sha256" if keep_checksums else "cannot load"
+    assert expected in text and "sampler.onnx" in text, text
+
+
+def test_server_sends_the_types_browsers_require(server):
+    for path, mime in [("web/node_modules/onnxruntime-web/dist/ort-wasm-simd-threaded.wasm", "application/wasm"),
+                       ("export/sampler.onnx", "application/octet-stream"), ("web/app.mjs", "text/javascript"),
+                       ("export/metadata.json", "application/json")]:
+        with urllib.request.urlopen(server.url + path) as response:
+            assert response.headers["Content-Type"] == mime, path
+    for outside in ("serve/web.py", "web/../serve/web.py", "export/../../README.md"):
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(server.url + outside)
+        assert e.value.code == 404
+
+
+def test_server_refuses_a_folder_that_is_no_export(tmp_path):
+    run = subprocess.run([sys.executable, "-m", "serve.web", "--export", str(tmp_path), "--port", "0"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and run.stdout == ""
+    lines = run.stderr.strip().splitlines()
+    assert lines[-1].startswith("python -m serve.web: error: no metadata.json"), run.stderr
