@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from bench.browser import BrowserMissing, Page, WebServer, find_browser
+from bench.web import python_graph
 from serve.sampling import uniforms
 from tests.conftest import ROOT
 
@@ -44,16 +45,7 @@ def server(web_export):
 
 
 def python_draw(export_dir: str, u: np.ndarray, temperature: float = 1.0, prefix=None, start: int = 0) -> np.ndarray:
-    """The export's sampler graph through onnxruntime in Python, fed what the page feeds it."""
-    import onnxruntime as ort
-
-    meta = json.load(open(os.path.join(export_dir, "metadata.json")))
-    entry = next(a for a in meta["artifacts"].values() if a.get("kind") == "onnx" and "images" in a.get("outputs", {}))
-    session = ort.InferenceSession(os.path.join(export_dir, entry["path"]), providers=["CPUExecutionProvider"])
-    names = entry["inputs"]
-    feed = {names["uniforms"]: u.astype(np.float32), names["temperature"]: np.array(temperature, np.float32),
-            names["prefix"]: (np.zeros_like(u) if prefix is None else prefix).astype(np.float32), names["start"]: np.array(start, np.int32)}
-    return session.run([entry["outputs"]["images"]], feed)[0]
+    return python_graph(export_dir)(u, temperature, prefix, start)
 
 
 def page_images(result: dict, shape) -> np.ndarray:
@@ -99,7 +91,7 @@ def test_page_completes_what_python_completes_from_a_uniforms_file(page, server,
     digit = np.asarray(page.js("return Array.from(window.pixelcnnPage.digits[3].levels)")).reshape(shape)
     images = page_images(result, shape)
     np.testing.assert_array_equal(images[:, :10], np.broadcast_to(digit[:10], images[:, :10].shape))
-    expected = python_draw(web_export, u, prefix=np.broadcast_to(digit, (8, *shape)), start=10 * shape[1])
+    expected = python_draw(web_export, u, prefix=np.broadcast_to(digit, (8, *shape)), start=10 * shape[1] * shape[2])
     assert_same_pixels(images, expected)
 
 

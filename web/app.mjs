@@ -85,7 +85,7 @@ async function sample() {
 
 async function complete() {
   const graph = state.graph;
-  const [h, w] = graph.shape;
+  const [h, w, c] = graph.shape;
   const digit = state.digits[state.digit];
   if (!digit) throw new PageError("no test digit to complete for this model");
   const keep = Number($("rows").value);
@@ -94,7 +94,7 @@ async function complete() {
   const labels = graph.numClasses ? new Int32Array(COMPLETIONS).fill(digit.label % graph.numClasses) : null;
   const u = uniformsFor(COMPLETIONS, Number($("seed").value));
   const t0 = performance.now();
-  const images = await graph.run({ uniforms: u, n: COMPLETIONS, temperature: Number($("temperature").value), labels, prefix, start: keep * w });
+  const images = await graph.run({ uniforms: u, n: COMPLETIONS, temperature: Number($("temperature").value), labels, prefix, start: keep * w * c }); // start counts raster sub-pixels
   const ms = performance.now() - t0;
   state.completed = { images: Array.from(images), digit: state.digit, keep, ms };
   const shown = new Int32Array((COMPLETIONS + 1) * graph.size);
