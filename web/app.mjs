@@ -20,24 +20,25 @@ function fail(error) {
 
 const mb = (bytes) => (bytes < 1e6 ? `${(bytes / 1e3).toFixed(1)} kB` : `${(bytes / 1e6).toFixed(2)} MB`);
 
-// Level indices (n*H*W*C) onto a canvas as a grid, scaled like serve.sampling.to_grid, drawn `scale` times larger.
-function drawGrid(canvas, images, n, columns, { scale = 2, dim = null } = {}) {
+// Level indices (n*H*W*C) onto a canvas as a grid (grey levels as serve.sampling.to_grid scales them, a thin
+// gap between images), shown `scale` times larger.
+function drawGrid(canvas, images, n, columns, { scale = 2, dim = null, gap = 1 } = {}) {
   const [h, w, c] = state.graph.shape;
   const rows = Math.ceil(n / columns);
-  canvas.width = columns * w;
-  canvas.height = rows * h;
-  canvas.style.width = `${columns * w * scale}px`;
+  canvas.width = columns * (w + gap) - gap;
+  canvas.height = rows * (h + gap) - gap;
+  canvas.style.width = `${canvas.width * scale}px`;
   const ctx = canvas.getContext("2d");
   const picture = ctx.createImageData(canvas.width, canvas.height);
+  picture.data.fill(96);
   const top = state.graph.levels - 1;
   for (let k = 0; k < n; k++) {
-    const [r0, c0] = [Math.floor(k / columns) * h, (k % columns) * w];
+    const [r0, c0] = [Math.floor(k / columns) * (h + gap), (k % columns) * (w + gap)];
     for (let i = 0; i < h; i++)
       for (let j = 0; j < w; j++) {
         const src = ((k * h + i) * w + j) * c;
         const dst = ((r0 + i) * canvas.width + c0 + j) * 4;
         for (let ch = 0; ch < 3; ch++) picture.data[dst + ch] = Math.round((images[src + (c === 3 ? ch : 0)] * 255) / top);
-        picture.data[dst + 3] = 255;
         if (dim && dim(k, i)) picture.data[dst] = Math.min(255, picture.data[dst] + 110); // rows the draw replaces
       }
   }
@@ -54,13 +55,15 @@ function uniformsFor(n, seed) {
   return Float32Array.from(file.data.subarray(0, n * size));
 }
 
-async function timed(button, fn) {
+async function timed(button, fn, timing) {
   setState("busy");
   button.disabled = true;
+  $(timing).textContent = "drawing…";
   try {
     await fn();
     setState("ready");
   } catch (e) {
+    $(timing).textContent = "failed";
     fail(e);
   } finally {
     button.disabled = false;
@@ -100,7 +103,7 @@ async function complete() {
   const shown = new Int32Array((COMPLETIONS + 1) * graph.size);
   shown.set(digit.levels);
   shown.set(images, graph.size);
-  drawGrid($("complete-canvas"), shown, COMPLETIONS + 1, COMPLETIONS + 1, { scale: 3, dim: (k, i) => k === 0 && i >= keep });
+  drawGrid($("complete-canvas"), shown, COMPLETIONS + 1, COMPLETIONS + 1, { scale: 3, gap: 2, dim: (k, i) => k === 0 && i >= keep });
   $("complete-time").textContent = `${COMPLETIONS} completions of the top ${keep} of ${h} rows in ${(ms / 1000).toFixed(3)} s (${graph.backend})`;
 }
 
@@ -135,7 +138,7 @@ function showDigits() {
     canvas.title = `test digit ${d.label}`;
     canvas.dataset.index = k;
     box.append(canvas);
-    drawGrid(canvas, d.levels, 1, 1, { scale: 2 });
+    drawGrid(canvas, d.levels, 1, 1, { scale: 2, gap: 0 });
     canvas.onclick = () => {
       state.digit = k;
       box.querySelectorAll("canvas").forEach((c) => c.classList.toggle("selected", c === canvas));
@@ -177,12 +180,12 @@ async function main() {
   const graph = await SamplerGraph.load(exportUrl, { backend: params.get("backend") || "auto", threads: Number(params.get("threads") || 0) });
   state.graph = graph;
   const loadMs = performance.now() - t0;
-  const runtimeBytes = performance.getEntriesByType("resource").filter((r) => r.name.includes("/onnxruntime-web/")).reduce((s, r) => s + r.encodedBodySize, 0);
+  const runtimeBytes = graph.runtimeBytes;
   state.load = { ms: loadMs, runtimeBytes, modelBytes: graph.modelBytes };
   const m = graph.meta;
   $("info").textContent = `${m.model_config?.architecture ?? "PixelCNN"} on ${m.dataset ?? "?"}: ${graph.shape.join("×")}, ${m.levels} levels` +
     `${m.num_classes ? `, ${m.num_classes} classes` : ""} · sampler graph ${mb(graph.modelBytes)} · runtime ${mb(runtimeBytes)} · ` +
-    `backend ${graph.backend} · loaded in ${(loadMs / 1000).toFixed(2)} s from ${exportUrl}`;
+    `backend ${graph.backend}${graph.backend === "wasm" ? ` (${graph.ort.env.wasm.numThreads} thread${graph.ort.env.wasm.numThreads > 1 ? "s" : ""})` : ""} · loaded in ${(loadMs / 1000).toFixed(2)} s from ${exportUrl}`;
   $("rows").max = graph.shape[0];
   $("rows").value = Math.floor(graph.shape[0] / 2);
   $("rows-value").textContent = $("rows").value;
@@ -197,8 +200,8 @@ async function main() {
   }
   $("temperature").oninput = () => ($("temperature-value").textContent = Number($("temperature").value).toFixed(2));
   $("rows").oninput = () => ($("rows-value").textContent = $("rows").value);
-  $("sample").onclick = () => timed($("sample"), sample);
-  $("complete").onclick = () => timed($("complete"), complete);
+  $("sample").onclick = () => timed($("sample"), sample, "sample-time");
+  $("complete").onclick = () => timed($("complete"), complete, "complete-time");
   $("uniforms-file").onchange = async (e) => {
     const file = e.target.files[0];
     if (file) await loadUniformsFile(await file.arrayBuffer(), file.name).catch(fail);

@@ -56,6 +56,7 @@ async function loadRuntime(want) {
     else if (want === "webgpu") throw new PageError("backend=webgpu asked for, but this browser offers no WebGPU adapter");
   }
   const bundle = backend === "webgpu" ? "ort.webgpu.min.mjs" : "ort.wasm.min.mjs";
+  const core = backend === "webgpu" ? "ort-wasm-simd-threaded.asyncify" : "ort-wasm-simd-threaded";
   let ort;
   try {
     ort = await import(RUNTIME + bundle);
@@ -63,7 +64,15 @@ async function loadRuntime(want) {
     throw new PageError(`cannot load onnxruntime-web from ${RUNTIME}${bundle} (run \`npm ci\` in web/): ${e.message}`);
   }
   ort.env.wasm.wasmPaths = RUNTIME; // served beside the page: no CDN
-  return { ort, backend };
+  ort.env.wasm.proxy = backend === "wasm"; // run in a worker: the page stays responsive during a long draw
+  return { ort, backend, files: [bundle, `${core}.mjs`, `${core}.wasm`].map((name) => RUNTIME + name) };
+}
+
+// Bytes of the runtime's files (the .wasm is most of the first load); the worker's downloads are not in this
+// page's resource timings, so ask the server.
+async function runtimeBytes(files) {
+  const sizes = await Promise.all(files.map((url) => fetch(url, { method: "HEAD" }).then((r) => Number(r.headers.get("content-length")) || 0)));
+  return sizes.reduce((a, b) => a + b, 0);
 }
 
 export class SamplerGraph {
@@ -77,6 +86,7 @@ export class SamplerGraph {
     const digest = entry.sha256 ? await sha256Hex(bytes) : null;
     if (digest && digest !== entry.sha256)
       throw new PageError(`${modelUrl} does not match the sha256 in metadata.json: damaged or from another export`);
+    const modelBytes = bytes.byteLength; // before the buffer moves to the runtime's worker
     const runtime = await loadRuntime(backend);
     if (threads) runtime.ort.env.wasm.numThreads = threads;
     const providers = runtime.backend === "webgpu" ? ["webgpu", "wasm"] : ["wasm"];
@@ -86,11 +96,11 @@ export class SamplerGraph {
     } catch (e) {
       throw new PageError(`onnxruntime-web cannot load ${modelUrl}: ${String(e.message || e).split("\n")[0]}`);
     }
-    return new SamplerGraph(meta, entry, session, runtime, bytes.byteLength);
+    return new SamplerGraph(meta, entry, session, runtime, modelBytes, await runtimeBytes(runtime.files));
   }
 
-  constructor(meta, entry, session, runtime, modelBytes) {
-    Object.assign(this, { meta, entry, session, modelBytes });
+  constructor(meta, entry, session, runtime, modelBytes, runtimeBytes) {
+    Object.assign(this, { meta, entry, session, modelBytes, runtimeBytes });
     this.ort = runtime.ort;
     this.backend = runtime.backend;
     this.shape = [meta.height, meta.width, meta.channels];
