@@ -1,7 +1,7 @@
 // The page: load the export's sampler graph, then Sample and Complete buttons, timings and errors.
 import { PageError, SamplerGraph } from "./pixelcnn.mjs";
 import { parseNpy } from "./npy.mjs";
-import { uniforms as seededUniforms } from "./rng.mjs";
+import { toFloat32Uniforms, uniforms as seededUniforms } from "./rng.mjs";
 
 const COMPLETIONS = 8;
 const params = new URLSearchParams(location.search);
@@ -168,8 +168,8 @@ function showClasses() {
 async function loadUniformsFile(buffer, name) {
   const { data, shape } = parseNpy(buffer);
   if (shape.length !== 4) throw new PageError(`${name} has shape (${shape}); uniforms must be (N, H, W, C)`);
-  const values = Float32Array.from(data);
-  if (values.some((v) => !(v >= 0 && v < 1))) throw new PageError(`${name} holds values outside [0, 1)`);
+  if (data.some((v) => !(v >= 0 && v < 1))) throw new PageError(`${name} holds values outside [0, 1)`);
+  const values = toFloat32Uniforms(data);
   state.fileUniforms = { data: values, shape };
   $("uniforms-info").textContent = `using ${name}: (${shape.join(", ")})`;
 }

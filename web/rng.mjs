@@ -67,11 +67,19 @@ export class PCG64 {
   }
 }
 
-// count uniforms in [0, 1) as float32, the numbers np.random.default_rng(seed).random(count) draws.
+// The largest float32 below 1: a float64 uniform that rounds up to 1 in float32 is kept below it, as serve does.
+export const BELOW_ONE = 1 - 2 ** -24;
+
+// float64 uniforms as the sampler graph takes them: float32, still in [0, 1).
+export function toFloat32Uniforms(values) {
+  return Float32Array.from(values, (v) => Math.min(Math.fround(v), BELOW_ONE));
+}
+
+// count uniforms in [0, 1) as float32: np.random.default_rng(seed).random(count), rounded as serve rounds them.
 export function uniforms(seed, count) {
   const rng = new PCG64(seed);
   const out = new Float32Array(count);
-  for (let i = 0; i < count; i++) out[i] = rng.random();
+  for (let i = 0; i < count; i++) out[i] = Math.min(Math.fround(rng.random()), BELOW_ONE);
   return out;
 }
 
