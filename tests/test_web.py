@@ -33,9 +33,13 @@ def page():
 
 @pytest.fixture(scope="module")
 def web_export(tiny_export):
-    if not any("images" in a.get("outputs", {}) for a in meta_of(tiny_export)["artifacts"].values()):
+    return with_sampler_graph(tiny_export)
+
+
+def with_sampler_graph(export_dir: str) -> str:
+    if not any("images" in a.get("outputs", {}) for a in meta_of(export_dir)["artifacts"].values()):
         pytest.skip("the export has no sampler graph (sampler.onnx) yet")
-    return tiny_export
+    return export_dir
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +48,8 @@ def server(web_export):
         yield s
 
 
-def python_draw(export_dir: str, u: np.ndarray, temperature: float = 1.0, prefix=None, start: int = 0) -> np.ndarray:
-    return python_graph(export_dir)(u, temperature, prefix, start)
+def python_draw(export_dir: str, u: np.ndarray, temperature: float = 1.0, prefix=None, start: int = 0, labels=None) -> np.ndarray:
+    return python_graph(export_dir)(u, temperature, prefix, start, labels)
 
 
 def page_images(result: dict, shape) -> np.ndarray:
@@ -92,6 +96,22 @@ def test_page_completes_what_python_completes_from_a_uniforms_file(page, server,
     images = page_images(result, shape)
     np.testing.assert_array_equal(images[:, :10], np.broadcast_to(digit[:10], images[:, :10].shape))
     expected = python_draw(web_export, u, prefix=np.broadcast_to(digit, (8, *shape)), start=10 * shape[1] * shape[2])
+    assert_same_pixels(images, expected)
+
+
+def test_class_buttons_draw_the_chosen_class(page, tiny_conditional_export):
+    export = with_sampler_graph(tiny_conditional_export)
+    meta = meta_of(export)
+    shape = (meta["height"], meta["width"], meta["channels"])
+    with WebServer(export) as server:
+        assert page.open(server.url) == "ready", page.error()
+        assert page.js("return document.querySelectorAll('#classes button').length") == meta["num_classes"] + 1  # + mixed
+        page.js("document.querySelector('#classes button[data-label=\"3\"]').click()")
+        page.set("count", 4)
+        page.set("seed", 2)
+        page.click("sample")
+        images = page_images(page.result("sampled"), shape)
+    expected = python_draw(export, uniforms(4, *shape, seed=2), labels=np.full(4, 3))
     assert_same_pixels(images, expected)
 
 
