@@ -34,11 +34,18 @@ def parse_args(argv):
     )
     parser.add_argument(
         "--sampler",
-        choices=("cached", "naive"),
-        default="cached",
-        help="cached (default): one step-model call per sub-pixel, the same images as naive (one full forward pass per "
-        "sub-pixel) much faster; falls back to naive, with a note, where there is no step model (savedmodel, quantized tflite)",
+        choices=("graph", "cached", "naive"),
+        help="graph: the exported sampler graph, one runtime call per batch; cached: one step-model call per sub-pixel; "
+        "naive: one full forward pass per sub-pixel. All draw the same images. Default: the fastest the export has "
+        "(graph, else cached, else naive); cached for a checkpoint. A missing one falls back, with a note",
     )
+    parser.add_argument("--complete", metavar="PNG|test",
+                        help="complete images instead of sampling: a PNG of one image or a grid of them, or 'test' for "
+                        "--num-images test images (default 8); the grid shows each kept part, its completions and the original")
+    parser.add_argument("--keep-rows", type=int, help="with --complete: rows kept from the top (default half the image)")
+    parser.add_argument("--completions", type=int, default=4, help="with --complete: completions per image (default 4)")
+    parser.add_argument("--animate", metavar="GIF", help="also write a GIF of the grid being drawn in raster order")
+    parser.add_argument("--animate-rows", type=int, default=2, help="rows drawn between two GIF frames (default 2)")
     parser.add_argument("--out", default="sample.png", help="output PNG (default sample.png)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser.parse_args(argv)
@@ -73,12 +80,14 @@ def check_output_path(path: str) -> None:
         raise UserError(f"--out must name a .png file, got {path}")
 
 
-def load_sampler(path: str | None, backend: str | None, sampler: str = "naive"):
+def load_sampler(path: str | None, backend: str | None, sampler: str | None = "naive"):
     """(Sampler, source, note) for a checkpoint (keras) or an export directory (savedmodel, onnx, tflite, numpy...).
 
-    sampler 'cached' falls back to naive where the model or backend has no step model; note then says so (else None).
+    sampler 'graph' falls back to cached and 'cached' to naive where the export lacks them; note then says so (else
+    None). sampler None: the fastest the export has (cached for a checkpoint).
     """
     from serve import Sampler
+    from serve.graph import graph_artifact
     from serve.metadata import is_export_dir, read_metadata
     from serve.step_runtimes import step_artifact
 
@@ -95,7 +104,11 @@ def load_sampler(path: str | None, backend: str | None, sampler: str = "naive"):
         from pixelcnn_tf.generation import keras_sampler
 
         model, config, run_dir = load_checkpoint(path)
-        if sampler == "cached":
+        if sampler == "graph":
+            from pixelcnn_tf.sampler_export import keras_graph_sampler
+
+            return keras_graph_sampler(model, config.model), run_dir, None
+        if sampler in ("cached", None):
             from pixelcnn_tf.cached import keras_cached_sampler
 
             return keras_cached_sampler(model, config.model), run_dir, None
@@ -106,12 +119,15 @@ def load_sampler(path: str | None, backend: str | None, sampler: str = "naive"):
         # An export holds no .keras file: both TensorFlow backends run its SavedModel's serving signature.
         from pixelcnn_tf.generation import savedmodel_sampler
 
-        if sampler == "cached":
+        if sampler in ("graph", "cached"):
             fallback = f"--backend {backend} of an export has no step model (onnx, tflite and numpy have)"
         return savedmodel_sampler(path), path, _note(fallback)
-    if sampler == "cached" and not step_artifact(read_metadata(path), backend):
-        fallback, sampler = f"{path} has no step model for --backend {backend}", "naive"
-    return Sampler.load(path, backend, sampler=sampler), path, _note(fallback)
+    meta = read_metadata(path)
+    if sampler == "graph" and not graph_artifact(meta, backend):
+        fallback, sampler = f"{path} has no sampler graph for --backend {backend}", "cached"
+    if sampler == "cached" and not step_artifact(meta, backend):
+        fallback, sampler = f"{path} has no step model for --backend {backend}" if not fallback else fallback, "naive"
+    return Sampler.load(path, backend, sampler=sampler), path, _note(fallback, sampler)
 
 
 def default_source(default_root: str = "models") -> str | None:
@@ -125,8 +141,9 @@ def default_source(default_root: str = "models") -> str | None:
     return None
 
 
-def _note(reason: str | None) -> str | None:
-    return f"generate.py: note: {reason}; sampling naively (the same images, slower)" if reason else None
+def _note(reason: str | None, sampler: str = "naive") -> str | None:
+    how = "naively" if sampler == "naive" else f"with the {sampler} sampler"
+    return f"generate.py: note: {reason}; sampling {how} (the same images, slower)" if reason else None
 
 
 def _main(argv) -> int:
@@ -143,9 +160,10 @@ def _main(argv) -> int:
 
         settings.update(read_generate_ini(args.config))
     checkpoint = args.checkpoint or settings["load_path"] or default_source()
-    num_images = args.num_images if args.num_images is not None else settings["num_images"]
+    num_images = args.num_images if args.num_images is not None else 8 if args.complete else settings["num_images"]
     if num_images < 1:
         raise UserError(f"--num-images must be positive, got {num_images}")
+    check_modes(args)
     check_output_path(args.out)
 
     from serve import SamplingError, ServeError
@@ -163,34 +181,86 @@ def _main(argv) -> int:
     m = sampler.spec
     if settings["image_size"] is not None and settings["image_size"] != m.height:
         raise UserError(f"images_size = {settings['image_size']} but the checkpoint draws {m.height}x{m.width} images")
-    columns = math.ceil(math.sqrt(num_images))
-    labels = resolve_labels(args.label, num_images, m.num_classes, columns)
+    originals, test_labels = load_originals(args.complete, sampler, num_images) if args.complete else (None, None)
+    count = num_images if originals is None else len(originals)
+    columns = math.ceil(math.sqrt(count))
+    labels = resolve_labels(args.label, count, m.num_classes, columns)
+    labels = test_labels if labels is None and args.complete == "test" else labels
     if m.num_classes and labels is None:
         raise UserError(f"this model is class-conditional: pass --label 0..{m.num_classes - 1} or --label all")
 
+    total = count * (args.completions if args.complete else 1)
     progress = None
     if not args.no_progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=num_images * m.dims, unit="sub-px", desc="sampling", file=sys.stderr)
+        bar = tqdm(total=total * m.dims, unit="sub-px", desc="completing" if args.complete else "sampling", file=sys.stderr)
         progress = bar.update
     try:
-        images = sampler.sample(
-            num_images,
-            seed=args.seed,
-            temperature=args.temperature,
-            labels=labels,
-            batch_size=args.batch_size,
-            progress=progress,
-        )
+        if args.complete:
+            keep = m.height // 2 if args.keep_rows is None else args.keep_rows
+            images = sampler.complete(originals, keep, args.completions, seed=args.seed, temperature=args.temperature,
+                                      labels=labels, batch_size=args.batch_size, progress=progress)
+        else:
+            images = sampler.sample(num_images, seed=args.seed, temperature=args.temperature, labels=labels,
+                                    batch_size=args.batch_size, progress=progress)
     except SamplingError as e:
         raise UserError(str(e)) from None
     finally:
         if progress:
             bar.close()
+    if args.complete:
+        from pixelcnn_tf.figures import completion_grid
+
+        write_png(completion_grid(originals, images, keep, m.levels), args.out)
+        print(f"wrote {args.completions} completions of {count} images (top {keep} rows kept) from {source} "
+              f"({sampler.backend}) with {sampler.sampler} sampling to {args.out}")
+        return 0
     write_png(to_grid(images, m.levels, columns), args.out)
+    if args.animate:
+        from pixelcnn_tf.figures import sampling_frames, write_gif
+
+        write_gif(sampling_frames(images, m.levels, columns, args.animate_rows), args.animate)
+        print(f"wrote the raster-order animation to {args.animate}")
     print(f"wrote {num_images} samples from {source} ({sampler.backend}) with {sampler.sampler} sampling to {args.out}")
     return 0
+
+
+def check_modes(args) -> None:
+    """The completion and animation flags: consistent, and their files writable, before any model loads."""
+    if args.complete is None and args.keep_rows is not None:
+        raise UserError("--keep-rows needs --complete")
+    if args.complete and args.animate:
+        raise UserError("--animate shows sampling from scratch; it does not combine with --complete")
+    if args.completions < 1 or args.animate_rows < 1:
+        raise UserError("--completions and --animate-rows must be positive")
+    if args.keep_rows is not None and args.keep_rows < 0:
+        raise UserError(f"--keep-rows must be at least 0, got {args.keep_rows}")
+    if args.complete and args.complete != "test" and not os.path.isfile(args.complete):
+        raise UserError(f"--complete {args.complete}: no such file (give a PNG, or 'test' for test images)")
+    if args.animate:
+        if not args.animate.lower().endswith(".gif"):
+            raise UserError(f"--animate must name a .gif file, got {args.animate}")
+        directory = os.path.dirname(os.path.abspath(args.animate))
+        if not os.path.isdir(directory) or not os.access(directory, os.W_OK):
+            raise UserError(f"output folder {directory} for --animate does not exist or is not writable")
+
+
+def load_originals(source: str, sampler, count: int):
+    """(images, labels or None) to complete: the first count test images of the model's dataset, or a PNG's tiles."""
+    m = sampler.spec
+    if source != "test":
+        from pixelcnn_tf.figures import read_png_images
+
+        return read_png_images(source, m.shape, m.levels), None
+    import_tensorflow_quietly()
+    from pixelcnn_tf import data
+
+    dataset = sampler.metadata.get("dataset") or "mnist"
+    images, labels = data.load_arrays(dataset, "test", levels=m.levels, count=count)
+    if images.shape[1:] != m.shape:
+        raise UserError(f"{dataset} test images are {images.shape[1:]}, but the model draws {m.shape}")
+    return images.astype("uint8"), (labels.astype("int32") if m.num_classes else None)
 
 
 def main(argv=None) -> int:

@@ -42,10 +42,23 @@ def _file_entry(kind: str, directory: str, filename: str) -> dict:
     return {"kind": kind, "path": filename, "bytes": os.path.getsize(path), "sha256": file_sha256(path)}
 
 
-def write_saved_model(model, directory: str, conditional: bool) -> dict:
-    """Keras model.export: a SavedModel whose serving_default signature takes image (and label), any batch."""
+def write_saved_model(model, directory: str, conditional: bool, extra_signatures: dict | None = None) -> dict:
+    """Keras model.export: a SavedModel whose serving_default signature takes image (and label), any batch.
+
+    extra_signatures: name -> tf.function with an input signature, saved beside it (the sampler graph's "sample").
+    """
     path = os.path.join(directory, SAVED_MODEL_DIR)
-    model.export(path, verbose=False)
+    if extra_signatures:
+        import keras
+        from keras.src.export.saved_model import DEFAULT_ENDPOINT_NAME, get_input_signature
+
+        archive = keras.export.ExportArchive()
+        archive.track_and_add_endpoint(DEFAULT_ENDPOINT_NAME, model, get_input_signature(model))  # what model.export does
+        for name, function in extra_signatures.items():
+            archive.add_endpoint(name, function)
+        archive.write_out(path, verbose=False)
+    else:
+        model.export(path, verbose=False)
     signature = tf.saved_model.load(path).signatures[SIGNATURE]
     _, inputs = signature.structured_input_signature
     outputs = list(signature.structured_outputs)
@@ -57,6 +70,7 @@ def write_saved_model(model, directory: str, conditional: bool) -> dict:
         "path": SAVED_MODEL_DIR,
         "bytes": size,
         "signature": SIGNATURE,
+        "signatures": sorted(tf.saved_model.load(path).signatures),
         "inputs": _roles(sorted(inputs), conditional, path),
         "outputs": {"logits": outputs[0]},
     }
@@ -68,7 +82,8 @@ def write_tflite(directory: str, conditional: bool, quantization: str | None = N
     quantization: None (float32), "float16" (weights), "dynamic" (int8 weights, float activations) or
     "int8" (weights and activations, calibrated on representative(); float fallback keeps float I/O).
     """
-    converter = tf.lite.TFLiteConverter.from_saved_model(os.path.join(directory, SAVED_MODEL_DIR))
+    # The forward pass only: without signature_keys the converter would take every signature ("sample" too).
+    converter = tf.lite.TFLiteConverter.from_saved_model(os.path.join(directory, SAVED_MODEL_DIR), signature_keys=[SIGNATURE])
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if quantization:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]

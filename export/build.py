@@ -10,6 +10,7 @@ import keras
 import pixelcnn_tf
 from export.artifacts import ExportFailed, representative_dataset, write_onnx, write_saved_model, write_tflite
 from export.parity import format_report, parity_report
+from export.sampler import format_sampler_parity, sampler_parity, write_sampler
 from export.step import step_parity, write_step
 from pixelcnn_tf import data
 from pixelcnn_tf.checkpoints import MODEL_FILE, load_checkpoint
@@ -18,6 +19,9 @@ from pixelcnn_tf.errors import UserError
 from pixelcnn_tf.files import write_json_atomic
 from pixelcnn_tf.generation import keras_logits_fn
 from pixelcnn_tf.model import build_model
+from pixelcnn_tf.sampler_export import SIGNATURE as SAMPLE_SIGNATURE
+from pixelcnn_tf.sampler_graph import sampler_function
+from pixelcnn_tf.sampler_params import graph_params
 from serve.metadata import FORMAT, FORMAT_VERSION, METADATA_FILE, RUNTIMES, file_sha256, is_export_dir
 
 PARITY_FILE = "parity.json"
@@ -87,7 +91,10 @@ def build(model, config: TrainConfig, run_dir: str, directory: str, quantize, pa
     def load(split: str, count: int):
         return data.load_arrays(config.dataset, split, levels=config.model.levels, count=count, data_dir=config.data_dir)
 
-    artifacts = {"saved_model": write_saved_model(model, directory, conditional)}
+    # The sampler graph (one call samples) needs the cached step's split: kernel_size >= 3, as the gated step does.
+    params = graph_params(model, config.model) if config.model.kernel_size >= 3 else None
+    signatures = {SAMPLE_SIGNATURE: sampler_function(params, config.model)} if params else None
+    artifacts = {"saved_model": write_saved_model(model, directory, conditional, signatures)}
     log("wrote saved_model/; converting to ONNX and TFLite")
     artifacts["onnx"] = write_onnx(directory, conditional)
     artifacts["tflite"] = write_tflite(directory, conditional)
@@ -99,16 +106,19 @@ def build(model, config: TrainConfig, run_dir: str, directory: str, quantize, pa
         artifacts[f"tflite_{quantization}"] = write_tflite(directory, conditional, quantization, representative)
     step = write_step(model, config.model, directory, log)
     meta = metadata(config, run_dir, artifacts, step)
+    meta["sampler_graph"] = write_sampler(params, config.model, directory, log) if params and step else None
     write_json_atomic(os.path.join(directory, METADATA_FILE), meta)
 
     images, labels = load("test", parity_images)
     labels = labels if conditional else None
     report = parity_report(keras_logits_fn(model, conditional), directory, meta, images, labels)
     report["step"] = step_parity(model, config.model, directory, meta, images, labels)
+    report["sampler_graph"] = sampler_parity(directory, meta, images, labels)
     report["ok"] = report["ok"] and all(row["ok"] for row in ((report["step"] or {}).get("artifacts") or {}).values())
+    report["ok"] = report["ok"] and all(row["ok"] for row in ((report["sampler_graph"] or {}).get("artifacts") or {}).values())
     report["dataset"] = config.dataset
     write_json_atomic(os.path.join(directory, PARITY_FILE), report)
-    log(format_report(report, config.dataset))
+    log("\n".join([format_report(report, config.dataset)] + format_sampler_parity(report["sampler_graph"])))
     return report
 
 
@@ -141,6 +151,8 @@ def export_checkpoint(checkpoint, out: str, quantize=(), overwrite=False, parity
             rows = list(report["artifacts"].items())
             rows += [(f"step {name}", row) for name, row in ((report["step"] or {}).get("artifacts") or {}).items()]
             failed = [f"{name} {row['max_abs_logit_diff']:.2e} > {row['tolerance']:.1e}" for name, row in rows if not row.get("ok", True)]
+            failed += [f"sampler {name} {min(row['agreement'].values()):.2%} of sub-pixels equal < {row['min_agreement']:.1%}"
+                       for name, row in ((report["sampler_graph"] or {}).get("artifacts") or {}).items() if not row["ok"]]
             raise ExportFailed(f"parity check failed (max |Δlogit|): {', '.join(failed)}")
         publish(directory, out, overwrite)
     finally:

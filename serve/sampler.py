@@ -7,11 +7,12 @@ import numpy as np
 
 from serve.metadata import ModelSpec, ServeError, artifact, read_metadata, spec_of
 from serve.cached import StepFn, sample_cached
+from serve.graph import GraphRunner, as_float32_uniforms, graph_artifact, load_graph, loop_images
 from serve.runtimes import LOADERS
-from serve.sampling import LogitsFn, SamplingError, check_labels, check_request, nll_per_image, sample_naive
+from serve.sampling import LogitsFn, SamplingError, check_labels, check_request, nll_per_image, sample_naive, uniforms
 from serve.step_runtimes import load_step_fn, step_artifact
 
-SAMPLERS = ("cached", "naive")
+SAMPLERS = ("graph", "cached", "naive")
 STEP_ONLY = "numpy"  # a backend with a step model (step_params.npz) and no full model: cached sampling only
 
 SCORE_BATCH = 256  # images per forward pass in nll(): bounds memory, the result does not depend on it
@@ -21,21 +22,23 @@ class Sampler:
     """Draws and scores images with the shared numpy loop, so one seed gives the same draws on every backend."""
 
     def __init__(self, logits_fn: LogitsFn | None, spec: ModelSpec, backend: str = "custom", metadata: dict | None = None,
-                 step_fn: StepFn | None = None, layout: dict | None = None):
-        """step_fn and layout (serve.cached) make sample() cached; logits_fn (None: no full model) serves nll()."""
+                 step_fn: StepFn | None = None, layout: dict | None = None, graph: GraphRunner | None = None):
+        """graph (serve.graph) makes sample() one runtime call per batch; step_fn and layout (serve.cached) make it
+        cached; logits_fn (None: no full model) serves nll()."""
         self.logits_fn = logits_fn
         self.spec = spec
         self.backend = backend
         self.metadata = metadata or {}
-        self.step_fn, self.layout = step_fn, dict(layout or {})
-        self.sampler = "cached" if step_fn else "naive"
+        self.step_fn, self.layout, self.graph = step_fn, dict(layout or {}), graph
+        self.sampler = "graph" if graph else "cached" if step_fn else "naive"
 
     @classmethod
     def load(cls, export_dir: str, backend: str = "onnx", num_threads: int | None = None, sampler: str | None = None) -> "Sampler":
         """Open one backend of an export: 'onnx', 'tflite', a variant such as 'tflite_int8', or 'numpy' (cached only).
 
-        sampler: 'cached' (one step-model call per sub-pixel), 'naive' (one full forward pass per sub-pixel) or
-        None: cached when the export has a step model for backend. Quantized TFLite variants have none: naive.
+        sampler: 'graph' (the exported sampler graph: one runtime call per batch), 'cached' (one step-model call per
+        sub-pixel), 'naive' (one full forward pass per sub-pixel) or None: the first of these the export has for
+        backend. Quantized TFLite variants have neither graph nor step model: naive. All draw the same pixels.
         nll() and log_prob() always use the full model (one forward pass per image batch).
         """
         if num_threads is not None and (not isinstance(num_threads, int) or num_threads < 1):
@@ -50,7 +53,7 @@ class Sampler:
         if backend not in servable:
             raise ServeError(f"unknown backend {backend!r} for {export_dir}; choose one of {', '.join(servable) or '(none)'}")
         if sampler is None:
-            sampler = "cached" if step_artifact(meta, backend) else "naive"
+            sampler = "graph" if graph_artifact(meta, backend) else "cached" if step_artifact(meta, backend) else "naive"
         if backend == STEP_ONLY and sampler == "naive":
             raise ServeError("the numpy backend samples with the step model only; use sampler='cached'")
         logits_fn = None
@@ -59,7 +62,8 @@ class Sampler:
             entry, path = artifact(meta, export_dir, backend)
             logits_fn = LOADERS[entry["kind"]](path, entry, spec, num_threads)
         step_fn, layout = load_step_fn(meta, export_dir, backend, spec, num_threads) if sampler == "cached" else (None, None)
-        return cls(logits_fn, spec, backend, meta, step_fn, layout)
+        graph = load_graph(meta, export_dir, backend, spec, num_threads) if sampler == "graph" else None
+        return cls(logits_fn, spec, backend, meta, step_fn, layout, graph)
 
     def sample(
         self,
@@ -73,6 +77,9 @@ class Sampler:
         """uint8 level indices (N, H, W, C); labels: one class for all, or one per image (conditional models)."""
         check_request(num_images, temperature, batch_size)
         labels = check_labels(labels, num_images, self.spec.num_classes)
+        if self.graph:
+            u = as_float32_uniforms(uniforms(num_images, *self.spec.shape, seed))
+            return self._graph_batches(u, temperature, None, 0, labels, batch_size, progress)
         if self.step_fn:
             return sample_cached(self.step_fn, num_images=num_images, shape=self.spec.shape, seed=seed, temperature=temperature,
                                  batch_size=batch_size, labels=labels, progress=progress, **self.layout)
@@ -86,6 +93,47 @@ class Sampler:
             labels=labels,
             progress=progress,
         )
+
+    def complete(self, images, start_row: int, num_samples: int = 1, seed: int = 0, temperature: float = 1.0,
+                 labels=None, batch_size: int | None = None, progress: Callable[[int], None] | None = None) -> np.ndarray:
+        """Keep the top start_row rows of each image (N, H, W, C) and draw the rest: uint8 (N*num_samples, H, W, C).
+
+        Completions of image k are rows k*num_samples ... (k+1)*num_samples-1; labels: one class or one per image.
+        The graph and the cached loop complete with the same pixels for the same seed; naive sampling cannot.
+        """
+        images = self.check_images(images)
+        if not isinstance(start_row, (int, np.integer)) or not 0 <= start_row <= self.spec.height:
+            raise SamplingError(f"start_row must be an integer in 0..{self.spec.height}, got {start_row!r}")
+        if not isinstance(num_samples, (int, np.integer)) or num_samples < 1:
+            raise SamplingError(f"num_samples must be a positive integer, got {num_samples!r}")
+        total = len(images) * num_samples
+        check_request(total, temperature, batch_size)
+        labels = check_labels(labels, len(images), self.spec.num_classes)
+        labels = None if labels is None else np.repeat(labels, num_samples)
+        prefix = np.repeat(images, num_samples, axis=0).astype(np.float32)
+        start = int(start_row) * self.spec.width * self.spec.channels
+        u = as_float32_uniforms(uniforms(total, *self.spec.shape, seed))
+        if self.graph:
+            return self._graph_batches(u, temperature, prefix, start, labels, batch_size, progress)
+        if not self.step_fn:
+            raise SamplingError("completion needs the sampler graph or the cached sampler; this one samples naively")
+        out = np.zeros(u.shape, np.uint8)
+        for first in range(0, total, batch_size or total):
+            part = slice(first, first + (batch_size or total))
+            out[part] = loop_images(self.step_fn, self.layout, self.spec, u[part], temperature, prefix[part], start,
+                                    None if labels is None else labels[part], progress)
+        return out
+
+    def _graph_batches(self, u, temperature, prefix, start, labels, batch_size, progress) -> np.ndarray:
+        """The graph over batches of batch_size images; progress hears of each batch's sub-pixels at its end."""
+        out = np.zeros(u.shape, np.uint8)
+        for first in range(0, len(u), batch_size or len(u)):
+            part = slice(first, first + (batch_size or len(u)))
+            out[part] = self.graph(u[part], temperature, None if prefix is None else prefix[part], start,
+                                   None if labels is None else labels[part])
+            if progress:
+                progress(len(out[part]) * self.spec.dims)
+        return out
 
     def nll(self, images, labels=None, batch_size: int = SCORE_BATCH) -> np.ndarray:
         """Negative log-likelihood in nats of each image (N, H, W, C) of level indices, as float64 (N,)."""

@@ -1,0 +1,130 @@
+"""Sampling in one runtime call (numpy only): the exported sampler graph's request checks, feeds and runner.
+
+The graph (pixelcnn_tf/sampler_graph.py) takes uniforms, temperature, prefix, start and label; every input is
+checked here first, so a bad request is one SamplingError line and never reaches (or crashes) a runtime.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from serve.cached import run_seed
+from serve.gated_cached import run_gated
+from serve.metadata import METADATA_FILE, ModelSpec, ServeError, checked_path
+from serve.sampling import SamplingError, draw
+from serve.step_runtimes import RUNNERS
+
+LOOPS = {"pixelcnn": run_seed, "gated": run_gated}
+
+GRAPH_INPUTS = ("uniforms", "temperature", "prefix", "start", "label")
+GRAPH_OUTPUT = "images"
+GRAPH_KEY = "sampler_graph"  # metadata.json's entry: {"contract", "artifacts": {"onnx": ..., "tflite": ...}}
+BELOW_ONE = np.float32(1.0) - np.float32(2.0**-24)  # the largest float32 under 1
+
+
+def as_float32_uniforms(u: np.ndarray) -> np.ndarray:
+    """serve.sampling.uniforms' float64 numbers as the graph takes them: float32, still below 1 after rounding."""
+    return np.minimum(np.asarray(u, np.float32), BELOW_ONE)
+
+
+def check_graph_request(spec: ModelSpec, uniforms, temperature, prefix=None, start=0, labels=None) -> dict:
+    """The graph's feeds, every input checked against the contract; prefix None means zeros (start must be 0)."""
+    shape = (spec.height, spec.width, spec.channels)
+    if not isinstance(uniforms, np.ndarray) or uniforms.dtype != np.float32:
+        raise SamplingError(f"uniforms must be a float32 numpy array, got {getattr(uniforms, 'dtype', type(uniforms).__name__)}")
+    if uniforms.ndim != 4 or uniforms.shape[1:] != shape or len(uniforms) == 0:
+        raise SamplingError(f"uniforms must have shape (N, {', '.join(map(str, shape))}) with N >= 1, got {uniforms.shape}")
+    if not np.all((uniforms >= 0) & (uniforms < 1)):  # NaN fails both comparisons
+        raise SamplingError("uniforms must lie in [0, 1)")
+    if not (isinstance(temperature, (int, float, np.floating, np.integer)) and temperature > 0 and np.isfinite(temperature)):
+        raise SamplingError(f"temperature must be a positive number, got {temperature!r}")
+    if not isinstance(start, (int, np.integer)) or isinstance(start, bool) or not 0 <= start <= spec.dims:
+        raise SamplingError(f"start must be an integer in 0..{spec.dims} (sub-pixels copied from prefix), got {start!r}")
+    if prefix is None:
+        if start:
+            raise SamplingError("start > 0 copies sub-pixels from prefix: give a prefix")
+        prefix = np.zeros_like(uniforms)
+    prefix = np.asarray(prefix)
+    if prefix.shape != uniforms.shape or not np.issubdtype(prefix.dtype, np.number):
+        raise SamplingError(f"prefix must be numbers of the uniforms' shape {uniforms.shape}, got {prefix.dtype} {prefix.shape}")
+    if not np.all(np.isfinite(prefix)) or np.any(prefix != np.round(prefix)) or prefix.min() < 0 or prefix.max() >= spec.levels:
+        raise SamplingError(f"prefix must hold integer level indices in 0..{spec.levels - 1}")
+    feeds = {"uniforms": uniforms, "temperature": np.array(temperature, np.float32),
+             "prefix": np.ascontiguousarray(prefix, np.float32), "start": np.array(start, np.int32)}
+    if spec.num_classes:
+        if labels is None:
+            raise SamplingError(f"this model is class-conditional: give a label in 0..{spec.num_classes - 1}")
+        labels = np.asarray(labels)
+        if labels.shape != (len(uniforms),) or not np.issubdtype(labels.dtype, np.integer):
+            raise SamplingError(f"labels must be integers of shape ({len(uniforms)},), got {labels.dtype} {labels.shape}")
+        if labels.min() < 0 or labels.max() >= spec.num_classes:
+            raise SamplingError(f"labels must be in 0..{spec.num_classes - 1}")
+        feeds["label"] = labels.astype(np.int32)
+    elif labels is not None:
+        raise SamplingError("this model is not class-conditional; it takes no labels")
+    return feeds
+
+
+class GraphRunner:
+    """Images from one call of an exported sampler graph; run(feeds dict) -> {"images": ...} is the runtime."""
+
+    def __init__(self, run: Callable[[dict], dict], spec: ModelSpec):
+        self.run, self.spec = run, spec
+
+    def __call__(self, uniforms, temperature=1.0, prefix=None, start=0, labels=None) -> np.ndarray:
+        feeds = check_graph_request(self.spec, uniforms, temperature, prefix, start, labels)
+        images = np.asarray(self.run(feeds)[GRAPH_OUTPUT])
+        if images.shape != uniforms.shape:
+            raise SamplingError(f"the sampler graph returned shape {images.shape}, expected {uniforms.shape}")
+        return images.astype(np.uint8)
+
+
+def graph_artifact(meta: dict, backend: str) -> dict | None:
+    """The export's sampler-graph file entry for backend (onnx, tflite), or None: no graph for it."""
+    entry = ((meta.get(GRAPH_KEY) or {}).get("artifacts") or {}).get(backend)
+    return entry if isinstance(entry, dict) else None
+
+
+def load_graph(meta: dict, export_dir: str, backend: str, spec: ModelSpec, num_threads: int | None = None) -> GraphRunner:
+    """The sampler graph of an export for backend, its file checked (size, sha256) and its tensors against the contract."""
+    entry = graph_artifact(meta, backend)
+    if entry is None or entry.get("kind") not in RUNNERS:
+        raise ServeError(f"export {export_dir} has no sampler graph for backend {backend!r}; use sampler='cached'")
+    path = checked_path(entry, export_dir, f"sampler graph {backend}")
+    run = RUNNERS[entry["kind"]](path, num_threads)
+    wanted = [name for name in GRAPH_INPUTS if name != "label" or spec.num_classes]
+    if sorted(run.inputs) != sorted(wanted) or list(run.outputs) != [GRAPH_OUTPUT]:
+        raise ServeError(f"{path}: tensors {sorted(run.inputs)} -> {list(run.outputs)} are not the sampler graph's "
+                         f"{wanted} -> [{GRAPH_OUTPUT!r}] that {METADATA_FILE} promises")
+    if list(run.inputs["uniforms"][1:]) != list(spec.shape):
+        raise ServeError(f"{path}: uniforms of shape {run.inputs['uniforms']}, but the model draws {spec.shape} images")
+    return GraphRunner(run, spec)
+
+
+def prefix_chooser(uniforms: np.ndarray, temperature: float, prefix: np.ndarray, start: int, shape) -> Callable:
+    """The Python loop's choose(i, j, c, logits): prefix levels before raster sub-pixel start, draws after.
+
+    Feeds serve.cached / serve.gated_cached loops so they complete images exactly as the graph does.
+    """
+    _, width, channels = shape
+
+    def choose(i, j, c, logits):
+        if (i * width + j) * channels + c < start:
+            return prefix[:, i, j, c]
+        return draw(logits, uniforms[:, i, j, c], temperature)
+
+    return choose
+
+
+def loop_images(step, layout: dict, spec: ModelSpec, uniforms, temperature=1.0, prefix=None, start=0, labels=None,
+                progress=None) -> np.ndarray:
+    """The Python cached loop (serve.cached / serve.gated_cached) on a graph request: what the graph must equal.
+
+    step and layout as serve.Sampler holds them (a StepFn or GatedStep, and the step layout).
+    """
+    feeds = check_graph_request(spec, uniforms, temperature, prefix, start, labels)
+    run = LOOPS[layout.get("architecture", "pixelcnn")]
+    choose = prefix_chooser(feeds["uniforms"].astype(np.float64), float(temperature), feeds["prefix"], int(start), spec.shape)
+    return run(step, shape=spec.shape, choose=choose, batch=len(uniforms), labels=feeds.get("label"), progress=progress,
+               **{key: layout[key] for key in ("num_layers", "kernel_size", "filters", "levels")})
