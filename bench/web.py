@@ -11,7 +11,6 @@ import numpy as np
 from bench import batch_sizes
 from bench.browser import ROOT, BrowserMissing, Page, WebServer
 from serve.metadata import read_metadata
-from serve.sampling import uniforms
 
 COMPLETIONS = 8  # the page's Complete button draws this many
 SCREENSHOTS = ("web_sample.png", "web_complete.png")
@@ -38,36 +37,18 @@ def parse_args(argv):
     return args
 
 
-def python_graph(export_dir: str, num_threads: int | None = None):
-    """draw(uniforms, temperature=1, prefix=None, start=0) -> int32 images: the page's graph through Python's onnxruntime."""
-    import onnxruntime as ort
-
-    meta = read_metadata(export_dir)
-    entry = next(a for a in meta["artifacts"].values() if a.get("kind") == "onnx" and "images" in a.get("outputs", {}))
-    options = ort.SessionOptions()
-    if num_threads:
-        options.intra_op_num_threads = num_threads
-    session = ort.InferenceSession(os.path.join(export_dir, entry["path"]), options, providers=["CPUExecutionProvider"])
-    names = entry["inputs"]
-
-    def draw(u, temperature=1.0, prefix=None, start=0, labels=None):
-        feed = {names["uniforms"]: u.astype(np.float32), names["temperature"]: np.array(temperature, np.float32),
-                names["prefix"]: (np.zeros_like(u) if prefix is None else prefix).astype(np.float32),
-                names["start"]: np.array(start, np.int32)}
-        if "label" in names:
-            feed[names["label"]] = np.asarray(labels, np.int32)
-        return session.run([entry["outputs"]["images"]], feed)[0]
-
-    return draw
-
-
 def python_runner(args):
-    """(uniforms, prefix, start) -> (images, seconds): the same graph through onnxruntime's Python API."""
-    graph = python_graph(args.export, args.threads)
+    """draw(n, seed, digit=None) -> (images, seconds): serve.Sampler through the same sampler.onnx (onnxruntime)."""
+    from serve import Sampler
 
-    def run(u, prefix=None, start=0):
+    sampler = Sampler.load(args.export, "onnx", num_threads=args.threads)
+
+    def run(n, seed=0, digit=None):
         t0 = time.perf_counter()
-        images = graph(u, prefix=prefix, start=start)
+        if digit is None:
+            images = sampler.sample(n, seed=seed)
+        else:
+            images = sampler.complete(digit[None], start_row=args.keep_rows, num_samples=n, seed=seed)
         return images, time.perf_counter() - t0
 
     return run
@@ -92,12 +73,12 @@ def main(argv=None) -> int:
         python = python_runner(args)
         page.set("count", 1)
         page.click("sample")  # warm-up: the first run allocates and compiles
-        python(uniforms(1, *shape, seed=0))
+        python(1)
         for n in args.counts:
             page.set("count", n)
             page.set("seed", 0)
             page.click("sample")
-            images, seconds = python(uniforms(n, *shape, seed=0))
+            images, seconds = python(n)
             page_ms = page.result("sampled")["ms"]
             same = np.mean(np.asarray(page.result("sampled")["images"]).reshape(images.shape) == images)
             rows.append({"what": f"sample {n}", "browser_s": page_ms / 1000, "python_s": seconds, "same_subpixels": float(same)})
@@ -107,7 +88,7 @@ def main(argv=None) -> int:
         page.click("complete")
         done = page.result("completed")
         digit = np.asarray(page.js("return Array.from(window.pixelcnnPage.digits[window.pixelcnnPage.digit].levels)")).reshape(shape)
-        images, seconds = python(uniforms(COMPLETIONS, *shape, seed=0), np.broadcast_to(digit, (COMPLETIONS, *shape)), args.keep_rows * shape[1] * shape[2])
+        images, seconds = python(COMPLETIONS, digit=digit)
         same = np.mean(np.asarray(done["images"]).reshape(images.shape) == images)
         rows.append({"what": f"complete {COMPLETIONS}", "browser_s": done["ms"] / 1000, "python_s": seconds, "same_subpixels": float(same)})
         if args.screenshots:

@@ -9,6 +9,7 @@ import posixpath
 import sys
 import urllib.parse
 
+from serve.graph import graph_artifact
 from serve.metadata import ServeError, read_metadata
 
 PROG = "python -m serve.web"
@@ -63,7 +64,8 @@ class Handler(http.server.SimpleHTTPRequestHandler):
 
 def make_server(export_dir: str = DEFAULT_EXPORT, port: int = 8000, verbose: bool = False) -> http.server.ThreadingHTTPServer:
     """A server (not yet serving) for the page and export_dir; port 0 picks a free one. Raises ServeError."""
-    read_metadata(export_dir)
+    if graph_artifact(read_metadata(export_dir), "onnx") is None:
+        raise ServeError(f"export {export_dir} has no sampler graph (sampler.onnx), which the page runs; re-export it with `python -m export`")
     if not os.path.isdir(os.path.join(WEB_DIR, RUNTIME_DIR)):
         raise ServeError(f"no onnxruntime-web in {os.path.join(WEB_DIR, RUNTIME_DIR)}: run `npm ci` in {WEB_DIR} first")
     mounts = {"/web/": WEB_DIR, "/export/": os.path.abspath(export_dir), "/pretrained/": os.path.join(ROOT, "pretrained")}

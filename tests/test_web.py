@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from bench.browser import BrowserMissing, Page, WebServer, find_browser
-from bench.web import python_graph
+from serve import Sampler
 from serve.sampling import uniforms
 from tests.conftest import ROOT
 
@@ -37,19 +37,21 @@ def web_export(tiny_export):
 
 
 def with_sampler_graph(export_dir: str) -> str:
-    if not any("images" in a.get("outputs", {}) for a in meta_of(export_dir)["artifacts"].values()):
-        pytest.skip("the export has no sampler graph (sampler.onnx) yet")
+    assert (meta_of(export_dir).get("sampler_graph") or {}).get("artifacts", {}).get("onnx"), "the export has no sampler.onnx"
     return export_dir
+
+
+def python_sampler(export_dir: str) -> Sampler:
+    """What Python draws: serve.Sampler through the same sampler.onnx with onnxruntime."""
+    sampler = Sampler.load(export_dir, "onnx")
+    assert sampler.sampler == "graph"
+    return sampler
 
 
 @pytest.fixture(scope="module")
 def server(web_export):
     with WebServer(web_export) as s:
         yield s
-
-
-def python_draw(export_dir: str, u: np.ndarray, temperature: float = 1.0, prefix=None, start: int = 0, labels=None) -> np.ndarray:
-    return python_graph(export_dir)(u, temperature, prefix, start, labels)
 
 
 def page_images(result: dict, shape) -> np.ndarray:
@@ -76,7 +78,7 @@ def test_page_samples_what_python_samples_for_a_seed(page, server, web_export):
     page.click("sample")
     result = page.result("sampled")
     # The page's own seeded generator is numpy's default_rng: no file needed for the same numbers.
-    expected = python_draw(web_export, uniforms(6, *shape, seed=21), temperature=0.8)
+    expected = python_sampler(web_export).sample(6, seed=21, temperature=0.8)
     assert_same_pixels(page_images(result, shape), expected)
     assert "6 digits in" in page.js("return document.getElementById('sample-time').textContent")
 
@@ -84,8 +86,7 @@ def test_page_samples_what_python_samples_for_a_seed(page, server, web_export):
 def test_page_completes_what_python_completes_from_a_uniforms_file(page, server, web_export, tmp_path):
     meta = meta_of(web_export)
     shape = (meta["height"], meta["width"], meta["channels"])
-    u = uniforms(8, *shape, seed=5)
-    np.save(tmp_path / "u.npy", u)
+    np.save(tmp_path / "u.npy", uniforms(8, *shape, seed=5))  # what Sampler.complete(num_samples=8, seed=5) draws
     assert page.open(server.url) == "ready", page.error()
     page.upload("uniforms-file", str(tmp_path / "u.npy"))
     page.js("document.querySelector('#digits canvas[data-index=\"3\"]').click()")
@@ -95,7 +96,7 @@ def test_page_completes_what_python_completes_from_a_uniforms_file(page, server,
     digit = np.asarray(page.js("return Array.from(window.pixelcnnPage.digits[3].levels)")).reshape(shape)
     images = page_images(result, shape)
     np.testing.assert_array_equal(images[:, :10], np.broadcast_to(digit[:10], images[:, :10].shape))
-    expected = python_draw(web_export, u, prefix=np.broadcast_to(digit, (8, *shape)), start=10 * shape[1] * shape[2])
+    expected = python_sampler(web_export).complete(digit[None], start_row=10, num_samples=8, seed=5)
     assert_same_pixels(images, expected)
 
 
@@ -111,7 +112,7 @@ def test_class_buttons_draw_the_chosen_class(page, tiny_conditional_export):
         page.set("seed", 2)
         page.click("sample")
         images = page_images(page.result("sampled"), shape)
-    expected = python_draw(export, uniforms(4, *shape, seed=2), labels=np.full(4, 3))
+    expected = python_sampler(export).sample(4, seed=2, labels=3)
     assert_same_pixels(images, expected)
 
 
@@ -124,7 +125,7 @@ def test_a_bad_export_url_shows_an_error_on_the_page(page, server):
 def damaged_copy(web_export: str, tmp_path, keep_checksums: bool) -> str:
     copy = shutil.copytree(web_export, tmp_path / "damaged")
     meta = meta_of(copy)
-    entry = next(a for a in meta["artifacts"].values() if a.get("kind") == "onnx" and "images" in a.get("outputs", {}))
+    entry = meta["sampler_graph"]["artifacts"]["onnx"]
     path = os.path.join(copy, entry["path"])
     data = bytearray(open(path, "rb").read())
     if keep_checksums:  # same size, other bytes: only the sha256 tells
@@ -159,9 +160,20 @@ def test_server_sends_the_types_browsers_require(server):
         assert e.value.code == 404
 
 
-def test_server_refuses_a_folder_that_is_no_export(tmp_path):
-    run = subprocess.run([sys.executable, "-m", "serve.web", "--export", str(tmp_path), "--port", "0"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=60)
+def serve_web_error(*argv) -> str:
+    """python -m serve.web must refuse: exit 2, nothing on stdout, one error line."""
+    run = subprocess.run([sys.executable, "-m", "serve.web", *argv], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert run.returncode == 2 and run.stdout == ""
     lines = run.stderr.strip().splitlines()
-    assert lines[-1].startswith("python -m serve.web: error: no metadata.json"), run.stderr
+    assert lines[-1].startswith("python -m serve.web: error:"), run.stderr
+    return lines[-1]
+
+
+def test_server_refuses_what_the_page_cannot_run(tmp_path, web_export):
+    assert "no metadata.json" in serve_web_error("--export", str(tmp_path), "--port", "0")
+    copy = shutil.copytree(web_export, tmp_path / "no_graph")
+    meta = meta_of(copy)
+    del meta["sampler_graph"]
+    json.dump(meta, open(os.path.join(copy, "metadata.json"), "w"))
+    assert "no sampler graph" in serve_web_error("--export", str(copy), "--port", "0")
+    assert "--port must be in 0..65535" in serve_web_error("--export", web_export, "--port", "70000")

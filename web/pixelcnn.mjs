@@ -29,16 +29,19 @@ async function readMetadata(exportUrl) {
   return meta;
 }
 
-// The sampler graph's artifact entry: the ONNX artifact whose outputs name `images`.
-function samplerEntry(meta) {
-  const entry = Object.values(meta.artifacts || {}).find((a) => a.kind === "onnx" && a.outputs?.images);
-  if (!entry)
-    throw new PageError("this export has no sampler graph (sampler.onnx in metadata.json); re-export it with `python -m export`");
-  for (const role of ["uniforms", "temperature", "prefix", "start"])
-    if (!entry.inputs?.[role]) throw new PageError(`metadata.json names no ${role} input of ${entry.path}`);
-  if (Boolean(meta.num_classes) !== Boolean(entry.inputs.label))
-    throw new PageError(`metadata.json says num_classes=${meta.num_classes} but ${entry.inputs.label ? "names" : "lacks"} a label input`);
-  return entry;
+// The sampler graph's ONNX file entry and tensor names, from metadata.json's "sampler_graph" (its contract's keys
+// are the tensor names: uniforms, temperature, prefix, start, label when conditional; output images).
+function samplerGraph(meta) {
+  const graph = meta.sampler_graph;
+  const entry = graph?.artifacts?.onnx;
+  if (!entry?.path)
+    throw new PageError("this export has no sampler graph (sampler.onnx in metadata.json's sampler_graph); re-export it with `python -m export`");
+  const inputs = Object.keys(graph.inputs || {});
+  const outputs = Object.keys(graph.output || {});
+  const wanted = ["uniforms", "temperature", "prefix", "start", ...(meta.num_classes ? ["label"] : [])];
+  if (inputs.sort().join() !== wanted.sort().join() || outputs.join() !== "images")
+    throw new PageError(`metadata.json's sampler graph takes ${inputs.join(", ")} -> ${outputs.join(", ")}; this page feeds ${wanted.join(", ")} -> images`);
+  return { ...entry, inputs: Object.fromEntries(inputs.map((n) => [n, n])), outputs: { images: "images" } };
 }
 
 async function sha256Hex(buffer) {
@@ -78,7 +81,7 @@ async function runtimeBytes(files) {
 export class SamplerGraph {
   static async load(exportUrl, { backend = "auto", threads = 0 } = {}) {
     const meta = await readMetadata(exportUrl);
-    const entry = samplerEntry(meta);
+    const entry = samplerGraph(meta);
     const modelUrl = new URL(entry.path, exportUrl).href;
     const bytes = await (await fetchOk(modelUrl, "the sampler graph")).arrayBuffer();
     if (entry.bytes !== undefined && bytes.byteLength !== entry.bytes)
@@ -96,6 +99,9 @@ export class SamplerGraph {
     } catch (e) {
       throw new PageError(`onnxruntime-web cannot load ${modelUrl}: ${String(e.message || e).split("\n")[0]}`);
     }
+    const names = [...session.inputNames].sort().join();
+    if (names !== Object.keys(entry.inputs).sort().join())
+      throw new PageError(`${modelUrl} takes inputs ${names}, not the ${Object.keys(entry.inputs).join(", ")} of metadata.json`);
     return new SamplerGraph(meta, entry, session, runtime, modelBytes, await runtimeBytes(runtime.files));
   }
 
