@@ -30,7 +30,8 @@ function drawGrid(canvas, images, n, columns, { scale = 2, dim = null, gap = 1 }
   canvas.style.width = `${canvas.width * scale}px`;
   const ctx = canvas.getContext("2d");
   const picture = ctx.createImageData(canvas.width, canvas.height);
-  picture.data.fill(96);
+  picture.data.fill(96); // the gaps' grey
+  for (let i = 3; i < picture.data.length; i += 4) picture.data[i] = 255; // opaque
   const top = state.graph.levels - 1;
   for (let k = 0; k < n; k++) {
     const [r0, c0] = [Math.floor(k / columns) * (h + gap), (k % columns) * (w + gap)];
