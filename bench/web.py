@@ -22,6 +22,7 @@ def parse_args(argv):
     parser.add_argument("--counts", type=batch_sizes, default="16,144", help="digits per Sample (default 16,144)")
     parser.add_argument("--keep-rows", type=int, default=14, help="rows kept by Complete (default 14)")
     parser.add_argument("--threads", type=int, default=1, help="onnxruntime threads in Python (default 1, as the page's wasm on 2 cores)")
+    parser.add_argument("--page-threads", type=int, default=0, help="the page's wasm threads (?threads=; default 0: onnxruntime-web's choice)")
     parser.add_argument("--screenshots", metavar="DIR", help=f"save {' and '.join(SCREENSHOTS)} of the page here")
     parser.add_argument("--overwrite", action="store_true", help="replace existing screenshots")
     parser.add_argument("--json", help="also write the figures here")
@@ -65,7 +66,7 @@ def main(argv=None) -> int:
         print(f"python -m bench.web: error: {e}", file=sys.stderr)
         return 2
     with server, page:
-        if page.open(server.url) != "ready":
+        if page.open(server.url + "web/?export=../export/" + (f"&threads={args.page_threads}" if args.page_threads else "")) != "ready":
             print(f"python -m bench.web: error: the page shows: {page.error()}", file=sys.stderr)
             return 2
         load = page.js("return window.pixelcnnPage.load")

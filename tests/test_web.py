@@ -177,3 +177,17 @@ def test_server_refuses_what_the_page_cannot_run(tmp_path, web_export):
     json.dump(meta, open(os.path.join(copy, "metadata.json"), "w"))
     assert "no sampler graph" in serve_web_error("--export", str(copy), "--port", "0")
     assert "--port must be in 0..65535" in serve_web_error("--export", web_export, "--port", "70000")
+
+
+@pytest.mark.slow
+def test_the_default_page_samples_the_shipped_model_as_python_does(page):
+    pretrained = os.path.join(ROOT, "pretrained", "gated_mnist")
+    if not meta_of(pretrained).get("sampler_graph"):
+        pytest.skip("pretrained/gated_mnist has no sampler graph yet (re-exported by issue 12)")
+    with WebServer(pretrained) as server:
+        assert page.open(server.url + "web/") == "ready", page.error()  # no ?export=: the page's own default
+        page.set("count", 4)
+        page.set("seed", 3)
+        page.click("sample")
+        images = page_images(page.result("sampled"), (28, 28, 1))
+    assert_same_pixels(images, python_sampler(pretrained).sample(4, seed=3))
