@@ -1,4 +1,4 @@
-"""Benchmark: naive vs cached sampling images/s per backend; `python -m bench.sampling --batch-sizes 1,144 --json out.json`."""
+"""Benchmark: naive vs cached vs sampler-graph images/s per backend; `python -m bench.sampling --batch-sizes 1,144 --json out.json`."""
 from __future__ import annotations
 
 import argparse
@@ -9,6 +9,7 @@ import tempfile
 import time
 
 from bench import batch_sizes
+from bench.graph import GRAPH_RUNTIMES, graph_files, graph_runners, peak_memory, step_files, time_graph
 from pixelcnn_tf.files import write_json_atomic
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -25,11 +26,16 @@ def parse_args(argv):
     parser.add_argument("--backends", default=",".join(BACKENDS), help=f"cached-sampling backends (default {','.join(BACKENDS)})")
     parser.add_argument("--min-seconds", type=float, default=3.0,
                         help="time forward passes and naive steps for at least this long (default 3; at least 2 calls)")
-    parser.add_argument("--threads", type=int, help="ONNX Runtime / LiteRT threads (default: theirs)")
+    parser.add_argument("--graph-runtimes", default=",".join(GRAPH_RUNTIMES),
+                        help=f"sampler-graph runtimes (default {','.join(GRAPH_RUNTIMES)}; '' for none)")
+    parser.add_argument("--memory", action="store_true",
+                        help="also measure peak memory of the graph vs the Python loop per runtime (fresh processes)")
+    parser.add_argument("--threads", type=int, help="ONNX Runtime / LiteRT threads (default: serve's, per step part)")
     parser.add_argument("--json", help="also write the figures here")
     args = parser.parse_args(argv)
     args.backends = [b for b in args.backends.split(",") if b]
-    bad = sorted(set(args.backends) - set(BACKENDS))
+    args.graph_runtimes = [r for r in args.graph_runtimes.split(",") if r]
+    bad = sorted(set(args.backends) - set(BACKENDS)) + sorted(set(args.graph_runtimes) - set(GRAPH_RUNTIMES))
     if bad or not args.min_seconds > 0:
         parser.error(f"unknown backend(s) {bad}" if bad else "--min-seconds must be positive")
     return args
@@ -46,51 +52,27 @@ def timed(fn, min_seconds: float) -> tuple[float, int]:
 
 
 def step_fns(backends, model, config, threads, workdir):
-    """backend -> the cached sampler's step (a StepFn for the seed architecture, a GatedStep for the gated one)."""
-    if config.architecture == "gated":
-        return gated_step_fns(backends, model, config, threads, workdir)
-    from pixelcnn_tf.cached import build_step_model, export_step_model, fold_step_params, keras_step_fn
-    from serve.cached import numpy_step_fn
-    from serve.step_runtimes import onnx_step_fn, tflite_step_fn
+    """backend -> the cached sampler's step (whatever the architecture's loop calls), through the architecture table."""
+    from export.step import convert_step_model
+    from pixelcnn_tf.generation import keras_sampler
+    from pixelcnn_tf.model import architecture, step_params
+    from serve.runtime import RUNTIMES
 
-    step_model = build_step_model(model, config)
-    fns = {}
-    exported = {}
-    formats = [b for b in backends if b in ("onnx", "tflite")]
-    if formats:
-        exported = export_step_model(step_model, workdir, formats=formats)
-    for backend in backends:
-        if backend == "keras":
-            fns[backend] = keras_step_fn(step_model)
-        elif backend == "numpy":
-            fns[backend] = numpy_step_fn(fold_step_params(model, config))
-        elif backend == "onnx":
-            fns[backend] = onnx_step_fn(exported["onnx"], threads)
-        else:
-            fns[backend] = tflite_step_fn(exported["tflite"], threads)
-    return fns
-
-
-def gated_step_fns(backends, model, config, threads, workdir):
-    from pixelcnn_tf.cached import export_step_model
-    from pixelcnn_tf.gated_cached import build_pixel_step_model, build_row_step_model, fold_gated_params, keras_gated_step
-    from serve.gated_cached import numpy_gated_step, step_from_runners
-    from serve.step_runtimes import RUNNERS
-
-    params = fold_gated_params(model, config)
-    models = {"pixel": build_pixel_step_model(params, config), "row": build_row_step_model(params, config)}
-    formats = [b for b in backends if b in RUNNERS]
-    exported = {part: export_step_model(m, os.path.join(workdir, part), formats=formats) for part, m in models.items()} if formats else {}
+    entry = architecture(config)
+    params = step_params(model, config)
+    kinds = [b for b in backends if b in RUNTIMES]
+    exported = {part: convert_step_model(m, os.path.join(workdir, "saved"), workdir, part, kinds)
+                for part, m in entry.step_models(params, config).items()} if kinds else {}
     fns = {}
     for backend in backends:
         if backend == "keras":
-            fns[backend] = keras_gated_step(models["pixel"], models["row"])
+            fns[backend] = keras_sampler(model, config, "cached").step
         elif backend == "numpy":
-            fns[backend] = numpy_gated_step(params)
+            fns[backend] = entry.cached.numpy_step(params)
         else:
-            runs = {part: RUNNERS[backend](exported[part][backend], threads) for part in models}
-            fns[backend] = step_from_runners(runs["pixel"], runs["row"], num_layers=config.num_layers,
-                                             conditional=bool(config.num_classes))
+            runners = {part: RUNTIMES[backend](paths[backend], entry.cached.threads[part] if threads is None else threads)
+                       for part, paths in exported.items()}
+            fns[backend] = entry.cached.from_runners(runners, config.num_layers, bool(config.num_classes))
     return fns
 
 
@@ -107,15 +89,25 @@ def main(argv=None) -> int:
     m = preset(args.preset).model
     model = build_model(m)  # random weights: timing does not depend on them
     logits_fn = keras_logits_fn(model, conditional=bool(m.num_classes))
+    from serve.metadata import ModelSpec
+
+    spec = ModelSpec(m.height, m.width, m.channels, m.levels, m.num_classes)
     with tempfile.TemporaryDirectory() as workdir:
         fns = step_fns(args.backends, model, m, args.threads, workdir)
-        rows = [bench_batch(args, m, logits_fn, fns, batch) for batch in args.batch_sizes]
+        files = graph_files(args.graph_runtimes, model, m, workdir)
+        graphs = graph_runners(files, spec, args.threads)
+        sizes = {f"graph_{rt}": os.path.getsize(path) for rt, path in files.items()}
+        sizes |= {f"step_{rt}": sum(os.path.getsize(p) for p in step_files(m, workdir, rt))
+                  for rt in args.graph_runtimes if rt in args.backends}
+        rows = [bench_batch(args, m, logits_fn, fns, batch, graphs, files, workdir, spec) for batch in args.batch_sizes]
+    print("file bytes: " + ", ".join(f"{name} {size:,}" for name, size in sizes.items()))
     result = {
         "preset": args.preset,
         "model": {"architecture": m.architecture, "height": m.height, "width": m.width, "channels": m.channels, "levels": m.levels,
                   "num_layers": m.num_layers, "kernel_size": m.kernel_size, "filters": m.filters},
         "note": f"naive s/image = mean time of a timed naive step x {m.dims} steps / batch (extrapolated)",
         "rows": rows,
+        "file_bytes": sizes,
         "cpu_count": os.cpu_count(),
         "openblas_threads": os.environ["OPENBLAS_NUM_THREADS"],
         "gpus": len(tf.config.list_physical_devices("GPU")),
@@ -127,11 +119,11 @@ def main(argv=None) -> int:
     return 0
 
 
-def bench_batch(args, m, logits_fn, fns, batch: int) -> dict:
-    """Forward, naive (extrapolated) and cached timings at one batch size; prints its table."""
+def bench_batch(args, m, logits_fn, fns, batch: int, graphs: dict, files: dict, workdir: str, spec) -> dict:
+    """Forward, naive (extrapolated), cached and graph timings at one batch size; prints its table."""
     import numpy as np
 
-    from pixelcnn_tf.cached import cached_layout
+    from pixelcnn_tf.model import cached_layout
     from serve.cached import sample_cached
     from serve.sampling import draw, uniforms
 
@@ -172,6 +164,22 @@ def bench_batch(args, m, logits_fn, fns, batch: int) -> dict:
             "speedup_vs_naive": naive_image / (seconds / batch),
             "x_forward_per_image": (seconds / batch) / (forward / batch),
         }
+    row["graph"] = {}
+    for runtime, runner in graphs.items():
+        seconds = time_graph(runner, spec, batch, labels)
+        row["graph"][runtime] = {
+            "batch_seconds": seconds,
+            "s_per_image": seconds / batch,
+            "images_per_second": batch / seconds,
+            "speedup_vs_naive": naive_image / (seconds / batch),
+            "x_forward_per_image": (seconds / batch) / (forward / batch),
+        }
+        if args.memory and runtime in args.backends:
+            layout = cached_layout(m)
+            row.setdefault("peak_memory_mb", {})[runtime] = {
+                "graph": peak_memory("graph", runtime, [files[runtime]], spec, layout, batch, args.threads),
+                "loop": peak_memory("loop", runtime, step_files(m, workdir, runtime), spec, layout, batch, args.threads),
+            }
     print_row(row, m.dims)
     return row
 
@@ -181,10 +189,14 @@ def print_row(row: dict, dims: int) -> None:
     print(f"\nbatch {batch}: one full forward pass {row['forward_s_per_image'] * 1e3:.1f} ms/image; naive "
           f"{row['naive_s_per_image']:.2f} s/image ({1 / row['naive_s_per_image']:.4f} images/s, extrapolated "
           f"x{dims} from {row['naive_extrapolated_from_steps']} timed steps)")
-    print(f"{'backend':<8} {'images/s':>10} {'s/image':>9} {'batch s':>9} {'vs naive':>9} {'x forward':>10}")
-    for backend, c in row["cached"].items():
-        print(f"{backend:<8} {c['images_per_second']:>10.2f} {c['s_per_image']:>9.3f} {c['batch_seconds']:>9.2f} "
+    print(f"{'backend':<12} {'images/s':>10} {'s/image':>9} {'batch s':>9} {'vs naive':>9} {'x forward':>10}")
+    table = [(backend, c) for backend, c in row["cached"].items()] + [(f"graph {rt}", c) for rt, c in row["graph"].items()]
+    for backend, c in table:
+        print(f"{backend:<12} {c['images_per_second']:>10.2f} {c['s_per_image']:>9.3f} {c['batch_seconds']:>9.2f} "
               f"{c['speedup_vs_naive']:>8.0f}x {c['x_forward_per_image']:>9.2f}x")
+    for runtime, memory in row.get("peak_memory_mb", {}).items():
+        print(f"peak memory {runtime}: graph {memory['graph']['peak_mb']:.0f} MB (+{memory['graph']['sampling_mb']:.0f} sampling), "
+              f"loop {memory['loop']['peak_mb']:.0f} MB (+{memory['loop']['sampling_mb']:.0f} sampling)")
     sys.stdout.flush()
 
 

@@ -18,11 +18,10 @@ from pixelcnn_tf.config import TrainConfig, to_dict
 from pixelcnn_tf.errors import UserError
 from pixelcnn_tf.files import write_json_atomic
 from pixelcnn_tf.generation import keras_logits_fn
-from pixelcnn_tf.model import build_model
-from pixelcnn_tf.sampler_export import SIGNATURE as SAMPLE_SIGNATURE
-from pixelcnn_tf.sampler_graph import sampler_function
-from pixelcnn_tf.sampler_params import graph_params
+from pixelcnn_tf.model import build_model, graph_params, has_sampler_graph, step_params
+from pixelcnn_tf.sampler_export import graph_function
 from serve.metadata import FORMAT, FORMAT_VERSION, METADATA_FILE, RUNTIMES, file_sha256, is_export_dir
+from serve.names import SAMPLE_SIGNATURE
 
 PARITY_FILE = "parity.json"
 
@@ -76,7 +75,9 @@ def metadata(config: TrainConfig, run_dir: str, artifacts: dict, step: dict | No
         "output": f"float32 logits (batch, {m.height}, {m.width}, {m.channels}, {m.levels}); softmax over the last axis",
         "dataset": config.dataset,
         "model_config": to_dict(m),
-        "source": {"checkpoint": os.path.abspath(run_dir), "model_sha256": file_sha256(os.path.join(run_dir, MODEL_FILE))},
+        # The run's name, not its path: an absolute path of the training machine means nothing where the export goes.
+        "source": {"run": os.path.basename(os.path.normpath(os.path.abspath(run_dir))), "model_file": MODEL_FILE,
+                   "model_sha256": file_sha256(os.path.join(run_dir, MODEL_FILE))},
         "pixelcnn_tf_version": pixelcnn_tf.__version__,
         "artifacts": artifacts,
         # Cached sampling's one-position model (export/step.py); null for an architecture that has none.
@@ -91,9 +92,9 @@ def build(model, config: TrainConfig, run_dir: str, directory: str, quantize, pa
     def load(split: str, count: int):
         return data.load_arrays(config.dataset, split, levels=config.model.levels, count=count, data_dir=config.data_dir)
 
-    # The sampler graph (one call samples) needs the cached step's split: kernel_size >= 3, as the gated step does.
-    params = graph_params(model, config.model) if config.model.kernel_size >= 3 else None
-    signatures = {SAMPLE_SIGNATURE: sampler_function(params, config.model)} if params else None
+    # The sampler graph (one call samples), where the architecture's split covers the kernel size.
+    params = graph_params(step_params(model, config.model), config.model) if has_sampler_graph(config.model) else None
+    signatures = {SAMPLE_SIGNATURE: graph_function(params, config.model)} if params else None
     artifacts = {"saved_model": write_saved_model(model, directory, conditional, signatures)}
     log("wrote saved_model/; converting to ONNX and TFLite")
     artifacts["onnx"] = write_onnx(directory, conditional)

@@ -10,34 +10,51 @@ import shutil
 
 import numpy as np
 
-from export.artifacts import ExportFailed
+from export.artifacts import ONNX_OPSET, ExportFailed, convert_onnx, convert_tflite
 from pixelcnn_tf.config import ModelConfig
-from pixelcnn_tf.sampler_export import FILES, ONNX_OPSET, SIGNATURE, contract, convert_sampler
+from pixelcnn_tf.sampler_export import contract, save_graph
 from serve.graph import GRAPH_KEY, GraphRunner, as_float32_uniforms, load_graph, loop_images
 from serve.metadata import RUNTIMES, ServeError, file_sha256, spec_of
+from serve.names import SAMPLE_SIGNATURE
 from serve.sampling import uniforms
-from serve.step_runtimes import load_step_fn
+from serve.step_loader import load_step
+
+FILES = {"onnx": "sampler.onnx", "tflite": "sampler.tflite"}
+# TFLite writes the caches with its builtin DYNAMIC_UPDATE_SLICE (XLA's op in TensorFlow); tf2onnx maps no
+# dynamic-update op, so the ONNX file is converted from the same graph with ScatterND writes instead.
+UPDATES = {"tflite": "dynamic_update_slice", "onnx": "scatter_nd"}
+CONVERTERS = {"tflite": convert_tflite, "onnx": convert_onnx}
 
 PARITY_SEEDS = (0, 1, 2)
 PARITY_IMAGES = 4  # per case: each image is a full raster pass of the Python loop, the slow side of the check
 MIN_AGREEMENT = 0.999
 
 
+def convert_sampler(params: dict, config: ModelConfig, out_dir: str, kinds=tuple(FILES)) -> dict:
+    """out_dir/sampler.<kind> per kind, each through a SavedModel of its graph variant in out_dir; {kind: path}."""
+    paths = {}
+    for kind in kinds:
+        saved = save_graph(params, config, os.path.join(out_dir, f"sampler_{kind}_saved_model"), UPDATES[kind])
+        paths[kind] = os.path.join(out_dir, FILES[kind])
+        try:
+            CONVERTERS[kind](saved, paths[kind], signature=SAMPLE_SIGNATURE)
+        except ExportFailed as e:
+            raise ExportFailed(f"sampler graph: {e}") from None
+    return paths
+
+
 def write_sampler(params: dict, config: ModelConfig, directory: str, log) -> dict:
-    """sampler.tflite and sampler.onnx from the graph weights (pixelcnn_tf.sampler_params); metadata's entry."""
-    work = os.path.join(directory, ".sampler-work")  # the graph's own SavedModel only feeds the converters
-    try:
-        written = convert_sampler(params, config, work)
-    except Exception as e:  # the converters raise many types (ConverterError, tf2onnx's ValueError...)
-        raise ExportFailed(f"sampler graph conversion failed: {(str(e).strip().splitlines() or [type(e).__name__])[-1]}") from None
+    """sampler.tflite and sampler.onnx from the graph weights (pixelcnn_tf.model.graph_params); metadata's entry."""
+    work = os.path.join(directory, ".sampler-work")  # the graphs' SavedModels only feed the converters
+    written = convert_sampler(params, config, work)
     artifacts = {}
-    for kind in ("onnx", "tflite"):
-        shutil.move(written[kind], os.path.join(directory, FILES[kind]))
+    for kind, source in written.items():
+        shutil.move(source, os.path.join(directory, FILES[kind]))
         path = os.path.join(directory, FILES[kind])
         artifacts[kind] = {"kind": kind, "runtime": RUNTIMES[kind], "path": FILES[kind], "bytes": os.path.getsize(path),
                            "sha256": file_sha256(path)} | ({"opset": ONNX_OPSET} if kind == "onnx" else {})
     shutil.rmtree(work)
-    log(f"wrote the sampler graph (one call samples): {FILES['tflite']}, {FILES['onnx']}, SavedModel signature {SIGNATURE!r}")
+    log(f"wrote the sampler graph (one call samples): {', '.join(FILES.values())}, SavedModel signature {SAMPLE_SIGNATURE!r}")
     return {**contract(config), "artifacts": artifacts}
 
 
@@ -45,7 +62,7 @@ def saved_model_runner(path: str):
     """run(feeds) -> {"images": numpy} through the SavedModel's "sample" signature (TensorFlow)."""
     import tensorflow as tf
 
-    signature = tf.saved_model.load(path).signatures[SIGNATURE]
+    signature = tf.saved_model.load(path).signatures[SAMPLE_SIGNATURE]
     return lambda feeds: {name: value.numpy() for name, value in signature(**feeds).items()}
 
 
@@ -55,7 +72,7 @@ def sampler_parity(export_dir: str, meta: dict, images: np.ndarray, labels) -> d
         return None
     spec = spec_of(meta)
     try:
-        step, layout = load_step_fn(meta, export_dir, "numpy", spec)
+        step, layout = load_step(meta, export_dir, "numpy", spec)
     except ServeError as e:
         raise ExportFailed(f"the sampler graph's parity needs the numpy step model: {e}") from None
     n = min(PARITY_IMAGES, len(images))

@@ -1,88 +1,50 @@
-"""Convert the sampler graph: a SavedModel signature "sample", TFLite (builtin ops only) and ONNX (tf2onnx, Loop)."""
+"""A model's sampler graph as a tf.function or a SavedModel (signature "sample"), and its contract for metadata.json."""
 from __future__ import annotations
-
-import os
 
 import tensorflow as tf
 
 from pixelcnn_tf.config import ModelConfig
-from pixelcnn_tf.sampler_graph import OUTPUT, sampler_function
-
-SIGNATURE = "sample"
-ONNX_OPSET = 17
-FILES = {"tflite": "sampler.tflite", "onnx": "sampler.onnx"}
+from pixelcnn_tf.model import architecture
+from pixelcnn_tf.sampler_graph import sampler_function
+from serve.names import GRAPH_INPUTS, IMAGES, LABEL, SAMPLE_SIGNATURE
 
 
 def input_names(config: ModelConfig) -> list[str]:
-    return ["uniforms", "temperature", "prefix", "start"] + (["label"] if config.num_classes else [])
+    return list(GRAPH_INPUTS) + ([LABEL] if config.num_classes else [])
 
 
-def sampler_module(params: dict, config: ModelConfig) -> tf.Module:
-    """A tf.Module whose .sample is the graph; save it with signatures={"sample": module.sample}."""
+def graph_function(params: dict, config: ModelConfig, update: str = "dynamic_update_slice"):
+    """The sampler graph of config's architecture over params (pixelcnn_tf.model.graph_params)."""
+    return sampler_function(params, config, architecture(config).graph, update)
+
+
+def save_graph(params: dict, config: ModelConfig, path: str, update: str = "dynamic_update_slice") -> str:
+    """A SavedModel at path whose one signature, "sample", is the sampler graph (what the converters read)."""
     module = tf.Module()
-    module.sample = sampler_function(params, config)
-    return module
-
-
-def write_tflite(saved_model_dir: str, path: str) -> str:
-    """TFLite from the SavedModel's "sample" signature, builtin ops only (WHILE, DYNAMIC_UPDATE_SLICE, CUMSUM...)."""
-    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir, signature_keys=[SIGNATURE])
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    with open(path, "wb") as f:
-        f.write(converter.convert())
+    module.sample = graph_function(params, config, update)
+    tf.saved_model.save(module, path, signatures={SAMPLE_SIGNATURE: module.sample.get_concrete_function()})
     return path
 
 
-def write_onnx(params: dict, config: ModelConfig, path: str) -> str:
-    """ONNX (opset 17) of the graph with ScatterND cache writes: tf2onnx maps no dynamic-update-slice op."""
-    import tf2onnx
-
-    function = sampler_function(params, config, update="scatter_nd")
-    tf2onnx.convert.from_function(function, input_signature=function.input_signature, opset=ONNX_OPSET,
-                                  output_path=path)
-    return path
-
-
-def convert_sampler(params: dict, config: ModelConfig, out_dir: str, formats=("tflite", "onnx")) -> dict:
-    """Write out_dir/sampler_saved_model (signature "sample") and the sampler files; returns {format: path}."""
-    os.makedirs(out_dir, exist_ok=True)
-    saved = os.path.join(out_dir, "sampler_saved_model")
-    module = sampler_module(params, config)
-    tf.saved_model.save(module, saved, signatures={SIGNATURE: module.sample.get_concrete_function()})
-    written = {"saved_model": saved}
-    if "tflite" in formats:
-        written["tflite"] = write_tflite(saved, os.path.join(out_dir, FILES["tflite"]))
-    if "onnx" in formats:
-        written["onnx"] = write_onnx(params, config, os.path.join(out_dir, FILES["onnx"]))
-    return written
+def tf_graph_runner(params: dict, config: ModelConfig):
+    """run(feeds dict) -> {"images": numpy}: the graph in TensorFlow, for serve.graph.GraphRunner (Keras checkpoints)."""
+    function = graph_function(params, config)
+    names = input_names(config)
+    return lambda feeds: {name: value.numpy() for name, value in function(*[feeds[n] for n in names]).items()}
 
 
 def contract(config: ModelConfig) -> dict:
     """The sampler graph's inputs and output as metadata.json describes them."""
     h, w, c = config.height, config.width, config.channels
     shape = f"(N, {h}, {w}, {c})"
+    uniforms, temperature, prefix, start = GRAPH_INPUTS
     inputs = {
-        "uniforms": f"float32 {shape} in [0, 1): serve.sampling.uniforms(seed) as float32, one per sub-pixel",
-        "temperature": "float32 scalar > 0: logits are divided by it before the draw",
-        "prefix": f"float32 {shape} level indices 0..{config.levels - 1}: copied for sub-pixels before start",
-        "start": f"int32 scalar in 0..{h * w * c}: raster sub-pixels (row, column, then channel) before it come from "
-                 "prefix, the rest are drawn; 0 samples from scratch",
+        uniforms: f"float32 {shape} in [0, 1): serve.sampling.uniforms(seed) as float32, one per sub-pixel",
+        temperature: "float32 scalar > 0: logits are divided by it before the draw",
+        prefix: f"float32 {shape} level indices 0..{config.levels - 1}: copied for sub-pixels before start",
+        start: f"int32 scalar in 0..{h * w * c}: raster sub-pixels (row, column, then channel) before it come from "
+               "prefix, the rest are drawn; 0 samples from scratch",
     }
     if config.num_classes:
-        inputs["label"] = f"int32 (N,) class ids in 0..{config.num_classes - 1}"
-    return {"inputs": inputs, "output": {OUTPUT: f"int32 {shape} level indices"}, "signature": SIGNATURE}
-
-
-def keras_graph_sampler(model, config: ModelConfig):
-    """A serve.Sampler over a Keras model whose sample() and complete() run the sampler graph in TensorFlow."""
-    from pixelcnn_tf.generation import keras_sampler
-    from pixelcnn_tf.sampler_params import graph_params
-    from serve.graph import GraphRunner
-
-    sampler = keras_sampler(model, config)
-    function = sampler_function(graph_params(model, config), config)
-    names = input_names(config)
-    sampler.graph = GraphRunner(lambda feeds: {k: v.numpy() for k, v in function(*[feeds[n] for n in names]).items()},
-                                sampler.spec)
-    sampler.sampler = "graph"
-    return sampler
+        inputs[LABEL] = f"int32 (N,) class ids in 0..{config.num_classes - 1}"
+    return {"inputs": inputs, "output": {IMAGES: f"int32 {shape} level indices"}, "signature": SAMPLE_SIGNATURE}

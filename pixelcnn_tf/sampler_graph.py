@@ -18,9 +18,8 @@ import tensorflow as tf
 from tensorflow.compiler.tf2xla.python import xla
 
 from pixelcnn_tf.config import ModelConfig
+from serve.names import IMAGES, LABEL, PREFIX, START, TEMPERATURE, UNIFORMS
 
-INPUTS = ("uniforms", "temperature", "prefix", "start", "label")
-OUTPUT = "images"
 UPDATES = ("dynamic_update_slice", "scatter_nd")
 
 
@@ -93,7 +92,7 @@ class _Arch:
         return tf.gather(self.c[key], label) if label is not None and key in self.c else None
 
 
-class SeedArch(_Arch):
+class SeedGraph(_Arch):
     """The seed PixelCNN: the row part convolves the pad rows above with each layer's upper kernel rows."""
 
     width_out = 1  # aboves hold F values per layer (times this many F)
@@ -128,7 +127,7 @@ class SeedArch(_Arch):
         return bands, tf.transpose(above, (2, 1, 0, 3)) + terms[None]
 
 
-class GatedArch(_Arch):
+class GatedGraph(_Arch):
     """The gated PixelCNN: the row part runs the vertical stack over the finished row and its link to the next."""
 
     width_out = 2
@@ -184,12 +183,12 @@ class GatedArch(_Arch):
         return new_bands, above + terms[None]
 
 
-ARCHS = {"pixelcnn": SeedArch, "gated": GatedArch}
+def sampler_function(params: dict, config: ModelConfig, graph: type, update: str = "dynamic_update_slice"):
+    """A tf.function(uniforms, temperature, prefix, start[, label]) -> {"images": int32 (N, H, W, C)}.
 
-
-def sampler_function(params: dict, config: ModelConfig, update: str = "dynamic_update_slice"):
-    """A tf.function(uniforms, temperature, prefix, start[, label]) -> {"images": int32 (N, H, W, C)}."""
-    arch = ARCHS[config.architecture](params, config)
+    graph: the architecture's SeedGraph or GatedGraph (pixelcnn_tf.model's table); params its graph_params.
+    """
+    arch = graph(params, config)
     write = _writer(update)
     h, w, c, levels = config.height, config.width, config.channels, config.levels
     pad, layers, f = arch.pad, arch.layers, arch.filters
@@ -235,11 +234,11 @@ def sampler_function(params: dict, config: ModelConfig, update: str = "dynamic_u
 
         state = (tf.constant(0), image, aboves, *arch.initial_bands(batch))
         final = tf.while_loop(lambda i, *_: i < h, row_body, state)
-        return {OUTPUT: tf.cast(tf.transpose(final[1], (2, 0, 1, 3)), tf.int32)}
+        return {IMAGES: tf.cast(tf.transpose(final[1], (2, 0, 1, 3)), tf.int32)}
 
-    spec = [tf.TensorSpec((None, h, w, c), tf.float32, "uniforms"), tf.TensorSpec((), tf.float32, "temperature"),
-            tf.TensorSpec((None, h, w, c), tf.float32, "prefix"), tf.TensorSpec((), tf.int32, "start")]
+    spec = [tf.TensorSpec((None, h, w, c), tf.float32, UNIFORMS), tf.TensorSpec((), tf.float32, TEMPERATURE),
+            tf.TensorSpec((None, h, w, c), tf.float32, PREFIX), tf.TensorSpec((), tf.int32, START)]
     if conditional:
-        return tf.function(sample, input_signature=spec + [tf.TensorSpec((None,), tf.int32, "label")])
+        return tf.function(sample, input_signature=spec + [tf.TensorSpec((None,), tf.int32, LABEL)])
     return tf.function(lambda uniforms, temperature, prefix, start: sample(uniforms, temperature, prefix, start),
                        input_signature=spec)

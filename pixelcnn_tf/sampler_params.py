@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pixelcnn_tf.cached import fold_step_params
 from pixelcnn_tf.config import ModelConfig
-from pixelcnn_tf.errors import UserError
-from pixelcnn_tf.gated_cached import fold_gated_params
 
 
 def _pixel_taps(kernel: np.ndarray, pad: int, filters: int) -> np.ndarray:
@@ -23,11 +20,10 @@ def _pixel_taps(kernel: np.ndarray, pad: int, filters: int) -> np.ndarray:
     return taps.reshape(pad * filters, -1)
 
 
-def seed_graph_params(model, config: ModelConfig) -> dict[str, np.ndarray]:
-    """The seed model's folded weights: row_kernel_l (pad, k, F_in, F) over the pad rows above; pixel_kernel
+def seed_graph_params(p: dict, config: ModelConfig) -> dict[str, np.ndarray]:
+    """The seed model's step params (pixelcnn_tf.seed_cached.fold_step_params) re-laid: row_kernel_l (pad, k, F_in, F) over the pad rows above; pixel_kernel
     (L, pad*F, F) over the current row's left taps; centre_0 (C, F) (the position's earlier colours, mask A),
     centre_l (F, F); bias (L, F) (layer 0's for centred levels); embedding (L, classes, F); head."""
-    p = fold_step_params(model, config)
     k, pad, c, f, layers = config.kernel_size, config.kernel_size // 2, config.channels, config.filters, config.num_layers
     middle = (config.levels - 1) / 2
     out, pixel, biases = {}, [], []
@@ -50,11 +46,10 @@ def seed_graph_params(model, config: ModelConfig) -> dict[str, np.ndarray]:
     return out
 
 
-def gated_graph_params(model, config: ModelConfig) -> dict[str, np.ndarray]:
-    """The gated model's folded weights: v_kernel_n/v_bias_n/link_kernel_n for the row part (vertical stack and the
+def gated_graph_params(p: dict, config: ModelConfig) -> dict[str, np.ndarray]:
+    """The gated model's step params (pixelcnn_tf.gated_cached.fold_gated_params) re-laid: v_kernel_n/v_bias_n/link_kernel_n for the row part (vertical stack and the
     link term of the next row); pixel_kernel (L, pad*F, 2F), centre_0 (C, 2F), h_centre_n, h_bias (L, 2F),
     out_/skip_ kernels (skip stacked (L*F, F)), final and head for the pixel part."""
-    p = fold_gated_params(model, config)
     pad, c, f, layers = config.kernel_size // 2, config.channels, config.filters, config.num_layers
     middle = (config.levels - 1) / 2
     out, pixel, biases = {}, [], []
@@ -84,12 +79,3 @@ def gated_graph_params(model, config: ModelConfig) -> dict[str, np.ndarray]:
         out[name] = p[name]
     return out
 
-
-FOLDERS = {"pixelcnn": seed_graph_params, "gated": gated_graph_params}
-
-
-def graph_params(model, config: ModelConfig) -> dict[str, np.ndarray]:
-    """The sampler graph's weights for config's architecture (float32 numpy arrays)."""
-    if config.kernel_size < 3:
-        raise UserError(f"the sampler graph needs kernel_size >= 3, got {config.kernel_size}")
-    return FOLDERS[config.architecture](model, config)

@@ -9,17 +9,16 @@ from typing import Callable
 
 import numpy as np
 
-from serve.cached import run_seed
-from serve.gated_cached import run_gated
-from serve.metadata import METADATA_FILE, ModelSpec, ServeError, checked_path
+from serve.cached import LAYOUT_KEYS, step_architecture
+from serve.metadata import ModelSpec, ServeError, checked_path
+from serve.names import GRAPH_INPUTS, IMAGES, LABEL, PREFIX, START, TEMPERATURE, UNIFORMS
+from serve.runtime import RUNTIMES, check_io
 from serve.sampling import SamplingError, draw
-from serve.step_runtimes import RUNNERS
 
-LOOPS = {"pixelcnn": run_seed, "gated": run_gated}
-
-GRAPH_INPUTS = ("uniforms", "temperature", "prefix", "start", "label")
-GRAPH_OUTPUT = "images"
-GRAPH_KEY = "sampler_graph"  # metadata.json's entry: {"contract", "artifacts": {"onnx": ..., "tflite": ...}}
+GRAPH_KEY = "sampler_graph"  # metadata.json's entry: {"inputs", "output", "signature", "artifacts": {kind: file}}
+# One intra-op thread: most of the graph's time goes to tiny per-sub-pixel ops, where waking workers costs more
+# than it saves (serve/runtime.py's measurement for per-sub-pixel steps; bench.sampling --threads overrides).
+GRAPH_THREADS = 1
 BELOW_ONE = np.float32(1.0) - np.float32(2.0**-24)  # the largest float32 under 1
 
 
@@ -50,8 +49,8 @@ def check_graph_request(spec: ModelSpec, uniforms, temperature, prefix=None, sta
         raise SamplingError(f"prefix must be numbers of the uniforms' shape {uniforms.shape}, got {prefix.dtype} {prefix.shape}")
     if not np.all(np.isfinite(prefix)) or np.any(prefix != np.round(prefix)) or prefix.min() < 0 or prefix.max() >= spec.levels:
         raise SamplingError(f"prefix must hold integer level indices in 0..{spec.levels - 1}")
-    feeds = {"uniforms": uniforms, "temperature": np.array(temperature, np.float32),
-             "prefix": np.ascontiguousarray(prefix, np.float32), "start": np.array(start, np.int32)}
+    feeds = {UNIFORMS: uniforms, TEMPERATURE: np.array(temperature, np.float32),
+             PREFIX: np.ascontiguousarray(prefix, np.float32), START: np.array(start, np.int32)}
     if spec.num_classes:
         if labels is None:
             raise SamplingError(f"this model is class-conditional: give a label in 0..{spec.num_classes - 1}")
@@ -60,7 +59,7 @@ def check_graph_request(spec: ModelSpec, uniforms, temperature, prefix=None, sta
             raise SamplingError(f"labels must be integers of shape ({len(uniforms)},), got {labels.dtype} {labels.shape}")
         if labels.min() < 0 or labels.max() >= spec.num_classes:
             raise SamplingError(f"labels must be in 0..{spec.num_classes - 1}")
-        feeds["label"] = labels.astype(np.int32)
+        feeds[LABEL] = labels.astype(np.int32)
     elif labels is not None:
         raise SamplingError("this model is not class-conditional; it takes no labels")
     return feeds
@@ -74,7 +73,7 @@ class GraphRunner:
 
     def __call__(self, uniforms, temperature=1.0, prefix=None, start=0, labels=None) -> np.ndarray:
         feeds = check_graph_request(self.spec, uniforms, temperature, prefix, start, labels)
-        images = np.asarray(self.run(feeds)[GRAPH_OUTPUT])
+        images = np.asarray(self.run(feeds)[IMAGES])
         if images.shape != uniforms.shape:
             raise SamplingError(f"the sampler graph returned shape {images.shape}, expected {uniforms.shape}")
         return images.astype(np.uint8)
@@ -86,20 +85,16 @@ def graph_artifact(meta: dict, backend: str) -> dict | None:
     return entry if isinstance(entry, dict) else None
 
 
-def load_graph(meta: dict, export_dir: str, backend: str, spec: ModelSpec, num_threads: int | None = None) -> GraphRunner:
+def load_graph(meta: dict, export_dir: str, backend: str, spec: ModelSpec, threads: int | None = None) -> GraphRunner:
     """The sampler graph of an export for backend, its file checked (size, sha256) and its tensors against the contract."""
     entry = graph_artifact(meta, backend)
-    if entry is None or entry.get("kind") not in RUNNERS:
+    if entry is None or entry.get("kind") not in RUNTIMES:
         raise ServeError(f"export {export_dir} has no sampler graph for backend {backend!r}; use sampler='cached'")
     path = checked_path(entry, export_dir, f"sampler graph {backend}")
-    run = RUNNERS[entry["kind"]](path, num_threads)
-    wanted = [name for name in GRAPH_INPUTS if name != "label" or spec.num_classes]
-    if sorted(run.inputs) != sorted(wanted) or list(run.outputs) != [GRAPH_OUTPUT]:
-        raise ServeError(f"{path}: tensors {sorted(run.inputs)} -> {list(run.outputs)} are not the sampler graph's "
-                         f"{wanted} -> [{GRAPH_OUTPUT!r}] that {METADATA_FILE} promises")
-    if list(run.inputs["uniforms"][1:]) != list(spec.shape):
-        raise ServeError(f"{path}: uniforms of shape {run.inputs['uniforms']}, but the model draws {spec.shape} images")
-    return GraphRunner(run, spec)
+    runner = RUNTIMES[entry["kind"]](path, GRAPH_THREADS if threads is None else threads)
+    inputs = {UNIFORMS: list(spec.shape), TEMPERATURE: None, PREFIX: list(spec.shape), START: None}
+    check_io(runner, path, inputs | ({LABEL: []} if spec.num_classes else {}), {IMAGES: list(spec.shape)})
+    return GraphRunner(runner, spec)
 
 
 def prefix_chooser(uniforms: np.ndarray, temperature: float, prefix: np.ndarray, start: int, shape) -> Callable:
@@ -124,7 +119,7 @@ def loop_images(step, layout: dict, spec: ModelSpec, uniforms, temperature=1.0, 
     step and layout as serve.Sampler holds them (a StepFn or GatedStep, and the step layout).
     """
     feeds = check_graph_request(spec, uniforms, temperature, prefix, start, labels)
-    run = LOOPS[layout.get("architecture", "pixelcnn")]
-    choose = prefix_chooser(feeds["uniforms"].astype(np.float64), float(temperature), feeds["prefix"], int(start), spec.shape)
-    return run(step, shape=spec.shape, choose=choose, batch=len(uniforms), labels=feeds.get("label"), progress=progress,
-               **{key: layout[key] for key in ("num_layers", "kernel_size", "filters", "levels")})
+    choose = prefix_chooser(feeds[UNIFORMS].astype(np.float64), float(temperature), feeds[PREFIX], int(start), spec.shape)
+    loop = step_architecture(layout["architecture"]).loop
+    return loop(step, shape=spec.shape, choose=choose, batch=len(uniforms), labels=feeds.get(LABEL), progress=progress,
+                **{key: layout[key] for key in LAYOUT_KEYS})

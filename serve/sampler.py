@@ -5,12 +5,13 @@ from typing import Callable
 
 import numpy as np
 
-from serve.metadata import ModelSpec, ServeError, artifact, read_metadata, spec_of
-from serve.cached import StepFn, sample_cached
+from serve.cached import sample_cached
 from serve.graph import GraphRunner, as_float32_uniforms, graph_artifact, load_graph, loop_images
-from serve.runtimes import LOADERS
+from serve.metadata import ModelSpec, ServeError, artifact, read_metadata, spec_of
+from serve.names import IMAGE, LABEL, LOGITS
+from serve.runtime import ALL_CORES, RUNTIMES, check_io
 from serve.sampling import LogitsFn, SamplingError, check_labels, check_request, nll_per_image, sample_naive, uniforms
-from serve.step_runtimes import load_step_fn, step_artifact
+from serve.step_loader import load_step, step_artifact
 
 SAMPLERS = ("graph", "cached", "naive")
 STEP_ONLY = "numpy"  # a backend with a step model (step_params.npz) and no full model: cached sampling only
@@ -22,15 +23,17 @@ class Sampler:
     """Draws and scores images with the shared numpy loop, so one seed gives the same draws on every backend."""
 
     def __init__(self, logits_fn: LogitsFn | None, spec: ModelSpec, backend: str = "custom", metadata: dict | None = None,
-                 step_fn: StepFn | None = None, layout: dict | None = None, graph: GraphRunner | None = None):
-        """graph (serve.graph) makes sample() one runtime call per batch; step_fn and layout (serve.cached) make it
-        cached; logits_fn (None: no full model) serves nll()."""
+                 step=None, layout: dict | None = None, graph: GraphRunner | None = None):
+        """graph (serve.graph) makes sample() one runtime call per batch; step and layout (serve.cached) make it
+        cached (and complete() too, without a graph); logits_fn (None: no full model) serves nll()."""
+        if step is not None and (layout or {}).get("levels") != spec.levels:
+            raise SamplingError(f"step layout levels {(layout or {}).get('levels')} differ from the model's {spec.levels}")
         self.logits_fn = logits_fn
         self.spec = spec
         self.backend = backend
         self.metadata = metadata or {}
-        self.step_fn, self.layout, self.graph = step_fn, dict(layout or {}), graph
-        self.sampler = "graph" if graph else "cached" if step_fn else "naive"
+        self.step, self.layout, self.graph = step, dict(layout or {}), graph
+        self.sampler = "graph" if graph is not None else "cached" if step is not None else "naive"
 
     @classmethod
     def load(cls, export_dir: str, backend: str = "onnx", num_threads: int | None = None, sampler: str | None = None) -> "Sampler":
@@ -47,7 +50,7 @@ class Sampler:
             raise ServeError(f"sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
         meta = read_metadata(export_dir)
         spec = spec_of(meta)
-        servable = sorted(name for name, entry in meta["artifacts"].items() if entry.get("kind") in LOADERS)
+        servable = sorted(name for name, entry in meta["artifacts"].items() if entry.get("kind") in RUNTIMES)
         if step_artifact(meta, STEP_ONLY):
             servable.append(STEP_ONLY)
         if backend not in servable:
@@ -60,10 +63,10 @@ class Sampler:
         if backend != STEP_ONLY:
             # Loaded even for cached sampling: nll() needs it, and a damaged file is better refused now than later.
             entry, path = artifact(meta, export_dir, backend)
-            logits_fn = LOADERS[entry["kind"]](path, entry, spec, num_threads)
-        step_fn, layout = load_step_fn(meta, export_dir, backend, spec, num_threads) if sampler == "cached" else (None, None)
+            logits_fn = model_logits_fn(entry, path, spec, num_threads)
+        step, layout = load_step(meta, export_dir, backend, spec, num_threads) if sampler == "cached" else (None, None)
         graph = load_graph(meta, export_dir, backend, spec, num_threads) if sampler == "graph" else None
-        return cls(logits_fn, spec, backend, meta, step_fn, layout, graph)
+        return cls(logits_fn, spec, backend, meta, step, layout, graph)
 
     def sample(
         self,
@@ -77,11 +80,11 @@ class Sampler:
         """uint8 level indices (N, H, W, C); labels: one class for all, or one per image (conditional models)."""
         check_request(num_images, temperature, batch_size)
         labels = check_labels(labels, num_images, self.spec.num_classes)
-        if self.graph:
+        if self.graph is not None:
             u = as_float32_uniforms(uniforms(num_images, *self.spec.shape, seed))
             return self._graph_batches(u, temperature, None, 0, labels, batch_size, progress)
-        if self.step_fn:
-            return sample_cached(self.step_fn, num_images=num_images, shape=self.spec.shape, seed=seed, temperature=temperature,
+        if self.step is not None:
+            return sample_cached(self.step, num_images=num_images, shape=self.spec.shape, seed=seed, temperature=temperature,
                                  batch_size=batch_size, labels=labels, progress=progress, **self.layout)
         return sample_naive(
             self.logits_fn,
@@ -113,14 +116,14 @@ class Sampler:
         prefix = np.repeat(images, num_samples, axis=0).astype(np.float32)
         start = int(start_row) * self.spec.width * self.spec.channels
         u = as_float32_uniforms(uniforms(total, *self.spec.shape, seed))
-        if self.graph:
+        if self.graph is not None:
             return self._graph_batches(u, temperature, prefix, start, labels, batch_size, progress)
-        if not self.step_fn:
+        if self.step is None:
             raise SamplingError("completion needs the sampler graph or the cached sampler; this one samples naively")
         out = np.zeros(u.shape, np.uint8)
         for first in range(0, total, batch_size or total):
             part = slice(first, first + (batch_size or total))
-            out[part] = loop_images(self.step_fn, self.layout, self.spec, u[part], temperature, prefix[part], start,
+            out[part] = loop_images(self.step, self.layout, self.spec, u[part], temperature, prefix[part], start,
                                     None if labels is None else labels[part], progress)
         return out
 
@@ -165,3 +168,24 @@ class Sampler:
             raise SamplingError(f"images must hold integer level indices in 0..{self.spec.levels - 1}")
         return levels
 
+
+
+def model_logits_fn(entry: dict, path: str, spec: ModelSpec, threads: int | None = None) -> LogitsFn:
+    """A full model's runner as a logits function, its tensors checked against the metadata's names and the spec."""
+    inputs, outputs = dict(entry.get("inputs") or {}), dict(entry.get("outputs") or {})
+    if IMAGE not in inputs or LOGITS not in outputs:
+        raise ServeError(f"{path}: metadata names no {IMAGE} input or {LOGITS} output")
+    conditional = bool(spec.num_classes)
+    if conditional != (LABEL in inputs):
+        raise ServeError(f"{path}: metadata says num_classes={spec.num_classes} but {'names' if LABEL in inputs else 'lacks'} a label input")
+    runner = RUNTIMES[entry["kind"]](path, ALL_CORES if threads is None else threads)
+    image, label, output = inputs[IMAGE], inputs.get(LABEL), outputs[LOGITS]
+    check_io(runner, path, {image: list(spec.shape)} | ({label: []} if conditional else {}), {output: [*spec.shape, spec.levels]})
+
+    def logits_fn(images, labels):
+        feed = {image: np.ascontiguousarray(images, np.float32)}
+        if conditional:
+            feed[label] = np.ascontiguousarray(labels, np.int32)
+        return runner(feed)[output]
+
+    return logits_fn

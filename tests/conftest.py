@@ -1,4 +1,4 @@
-"""Shared fixtures: the prepared offline MNIST copy and a tiny trained checkpoint."""
+"""Shared fixtures (MNIST, a tiny trained checkpoint and its exports) and the `slow` marker's automatic part."""
 from __future__ import annotations
 
 import os
@@ -9,21 +9,35 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-# Tests never download: they read the prepared TFDS copy (CI: ../shared/tfds beside the checkout).
-os.environ.setdefault("TFDS_DATA_DIR", os.path.join(os.path.dirname(ROOT), "shared", "tfds"))
+# A prepared TFDS copy beside the checkout (CI: ../shared/tfds) is used where it exists; otherwise tfds uses its own
+# data directory and downloads MNIST as usual (pixelcnn_tf.data says in one line when it cannot).
+PREPARED_TFDS = os.path.join(os.path.dirname(ROOT), "shared", "tfds")
+if "TFDS_DATA_DIR" not in os.environ and os.path.isdir(os.path.join(PREPARED_TFDS, "mnist")):
+    os.environ["TFDS_DATA_DIR"] = PREPARED_TFDS
 
-TINY_TRAIN_FLAGS = [
-    "--num-layers", "2", "--filters", "8", "--kernel-size", "3", "--levels", "4",
-    "--epochs", "1", "--batch-size", "32", "--train-examples", "128", "--test-examples", "32",
-]
+from helpers import TINY_TRAIN_FLAGS  # noqa: E402
+
+# Tests using these fixtures train or export (tf2onnx, the TFLite converter): they are `slow` without saying so.
+SLOW_FIXTURES = {"tiny_run", "tiny_conditional_run", "tiny_export", "tiny_conditional_export", "gated_run", "gated_export"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")
 def tfds_dir():
-    path = os.environ["TFDS_DATA_DIR"]
-    if not os.path.isdir(os.path.join(path, "mnist")):
-        pytest.fail(f"no prepared MNIST at {path}; set TFDS_DATA_DIR to a TFDS directory holding mnist/")
-    return path
+    """The TFDS data directory holding MNIST (None: tfds's default), prepared or downloaded once."""
+    from pixelcnn_tf import data
+    from pixelcnn_tf.errors import UserError
+
+    try:
+        data.load_arrays("mnist", "test", levels=2, count=1)
+    except UserError as e:
+        pytest.fail(f"{e}; or set TFDS_DATA_DIR to a prepared TFDS directory holding mnist/ (e.g. ../shared/tfds)", pytrace=False)
+    return os.environ.get("TFDS_DATA_DIR")
 
 
 @pytest.fixture(scope="session")

@@ -14,37 +14,8 @@ from pixelcnn_tf.checkpoints import save_model
 from pixelcnn_tf.config import ModelConfig, TrainConfig, save_config
 from pixelcnn_tf.gated import GatedActivation, RowMaskedConv2D, gate_groups, row_mask
 from pixelcnn_tf.model import build_model
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def logits_of(model, images, labels=None):
-    inputs = {"image": np.asarray(images, np.float32)}
-    if labels is not None:
-        inputs["label"] = np.asarray(labels, np.int32)
-    return np.asarray(model(inputs, training=False))
-
-
-def randomize(model, seed=0):
-    """Random weights that keep every unit responsive.
-
-    Gates see N(0, 0.5) weights, far from tanh/sigmoid saturation; the ReLUs after the skips get
-    positive biases (the seed's after BatchNorm a large beta), so no dependency hides behind a dead unit.
-    """
-    rng = np.random.default_rng(seed)
-    for weight in model.weights:
-        path = weight.path
-        if "moving_variance" in path:
-            weight.assign(rng.uniform(0.5, 2.0, weight.shape).astype(np.float32))
-        elif path.endswith("_bn/beta"):
-            weight.assign(rng.uniform(20.0, 30.0, weight.shape).astype(np.float32))
-        elif path.endswith("bias"):
-            positive = "_skip/" in path or path.startswith("out_conv/")
-            weight.assign(np.full(weight.shape, 1.0 if positive else 0.0, np.float32))
-        else:
-            weight.assign(rng.normal(0, 0.5, weight.shape).astype(np.float32))
-    return model
-
+from helpers import ROOT, logits_of
+from helpers import randomize_gated as randomize
 
 def influence(model, config: ModelConfig) -> np.ndarray:
     """influence[p, q] > 0: perturbing sub-pixel p moves the logits of sub-pixel q (generation order indices).

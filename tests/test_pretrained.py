@@ -10,7 +10,7 @@ from PIL import Image
 import generate
 from pixelcnn_tf import data
 from serve import Sampler
-from tests.conftest import ROOT
+from helpers import ROOT
 
 PRETRAINED = os.path.join(ROOT, "pretrained", "gated_mnist")
 MAX_ARTIFACT_BYTES = 5 * 1024 * 1024

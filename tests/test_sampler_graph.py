@@ -4,21 +4,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pixelcnn_tf.cached import cached_layout, fold_step_params
+from export.sampler import convert_sampler
+from helpers import randomize_gated, randomize_moderate
 from pixelcnn_tf.config import ModelConfig
-from pixelcnn_tf.gated_cached import fold_gated_params
-from pixelcnn_tf.model import build_model
-from pixelcnn_tf.sampler_export import convert_sampler
-from pixelcnn_tf.sampler_graph import sampler_function
-from pixelcnn_tf.sampler_params import graph_params
-from serve.cached import numpy_step_fn, sample_cached
-from serve.gated_cached import numpy_gated_step
+from pixelcnn_tf.model import architecture, build_model, cached_layout, graph_params, step_params
+from pixelcnn_tf.sampler_export import graph_function
+from serve.cached import sample_cached
 from serve.graph import GraphRunner, as_float32_uniforms, check_graph_request, loop_images
 from serve.metadata import ModelSpec
+from serve.runtime import RUNTIMES
 from serve.sampling import SamplingError, uniforms
-from serve.step_runtimes import RUNNERS
-from test_cached import randomize_moderate
-from test_gated import randomize as randomize_gated
 
 # name -> (architecture, channels, levels, classes): grey seed, grey gated, RGB conditional of each.
 CASES = {
@@ -34,21 +29,18 @@ class Case:
     """A tiny random model of one case: its config, spec, numpy loop step and graph weights."""
 
     def __init__(self, name: str):
-        architecture, channels, levels, classes = CASES[name]
-        self.config = ModelConfig(architecture=architecture, height=6, width=5, channels=channels, levels=levels,
-                                  num_layers=3, kernel_size=5 if architecture == "gated" else 3, filters=12,
+        name_of_architecture, channels, levels, classes = CASES[name]
+        gated = name_of_architecture == "gated"
+        self.config = ModelConfig(architecture=name_of_architecture, height=6, width=5, channels=channels, levels=levels,
+                                  num_layers=3, kernel_size=5 if gated else 3, filters=12,
                                   num_classes=classes)
-        model = build_model(self.config)
-        if architecture == "gated":
-            randomize_gated(model, seed=2)
-            self.step = numpy_gated_step(fold_gated_params(model, self.config))
-        else:
-            randomize_moderate(model, seed=2)
-            self.step = numpy_step_fn(fold_step_params(model, self.config))
+        model = (randomize_gated if gated else randomize_moderate)(build_model(self.config), seed=2)
         c = self.config
+        folded = step_params(model, c)
+        self.step = architecture(c).cached.numpy_step(folded)  # the Python loop's numpy step
         self.spec = ModelSpec(c.height, c.width, c.channels, c.levels, c.num_classes)
-        self.params = graph_params(model, c)
-        self.function = sampler_function(self.params, c)
+        self.params = graph_params(folded, c)
+        self.function = graph_function(self.params, c)
         self.labels = np.arange(N, dtype=np.int32) % classes if classes else None
 
     def tf_run(self, feeds: dict) -> dict:
@@ -80,17 +72,17 @@ def runner(cases, tmp_path_factory):
             if runtime == "tf":
                 made[name, runtime] = GraphRunner(case.tf_run, case.spec)
             else:
-                written = convert_sampler(case.params, case.config, str(tmp_path_factory.mktemp(name)), formats=[runtime])
-                made[name, runtime] = GraphRunner(RUNNERS[runtime](written[runtime]), case.spec)
+                written = convert_sampler(case.params, case.config, str(tmp_path_factory.mktemp(name)), [runtime])
+                made[name, runtime] = GraphRunner(RUNTIMES[runtime](written[runtime], 1), case.spec)
         return made[name, runtime]
 
     return get
 
 
-RUNTIMES = ["tf", "tflite", pytest.param("onnx", marks=pytest.mark.slow)]
+GRAPH_RUNTIMES = ["tf", pytest.param("tflite", marks=pytest.mark.slow), pytest.param("onnx", marks=pytest.mark.slow)]
 
 
-@pytest.mark.parametrize("runtime", RUNTIMES)
+@pytest.mark.parametrize("runtime", GRAPH_RUNTIMES)
 @pytest.mark.parametrize("name", CASES)
 def test_graph_draws_the_python_loops_pixels(cases, runner, name, runtime):
     case, run = cases(name), runner(name, runtime)
@@ -102,7 +94,7 @@ def test_graph_draws_the_python_loops_pixels(cases, runner, name, runtime):
         assert len(np.unique(expected)) > 1  # a model drawing one constant level would agree trivially
 
 
-@pytest.mark.parametrize("runtime", ["tf", "tflite"])
+@pytest.mark.parametrize("runtime", ["tf", pytest.param("tflite", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("name", ["seed-rgb-conditional", "gated-grey"])
 def test_completion(cases, runner, name, runtime):
     case, run = cases(name), runner(name, runtime)
