@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import urllib.request
@@ -12,9 +11,9 @@ import numpy as np
 import pytest
 
 from bench.browser import BrowserMissing, Page, WebServer, find_browser
+from helpers import ROOT, copy_export, rewrite_metadata, run_without_tensorflow
 from serve import Sampler
 from serve.sampling import uniforms
-from tests.conftest import ROOT
 
 MATCH = 0.999  # fraction of sub-pixels that must agree (float32 kernels differ across runtimes in rare ties)
 
@@ -123,17 +122,14 @@ def test_a_bad_export_url_shows_an_error_on_the_page(page, server):
 
 
 def damaged_copy(web_export: str, tmp_path, keep_checksums: bool) -> str:
-    copy = shutil.copytree(web_export, tmp_path / "damaged")
-    meta = meta_of(copy)
-    entry = meta["sampler_graph"]["artifacts"]["onnx"]
-    path = os.path.join(copy, entry["path"])
+    copy = copy_export(web_export, tmp_path / "damaged")
+    path = os.path.join(copy, meta_of(copy)["sampler_graph"]["artifacts"]["onnx"]["path"])
     data = bytearray(open(path, "rb").read())
     if keep_checksums:  # same size, other bytes: only the sha256 tells
         data[len(data) // 3 : len(data) // 3 + 64] = b"\xff" * 64
     else:  # truncated, with no size or sha256 to check: onnxruntime-web itself meets the damage
         data = data[: len(data) // 2]
-        del entry["sha256"], entry["bytes"]
-        json.dump(meta, open(os.path.join(copy, "metadata.json"), "w"))
+        rewrite_metadata(copy, lambda meta: [meta["sampler_graph"]["artifacts"]["onnx"].pop(key) for key in ("sha256", "bytes")])
     open(path, "wb").write(bytes(data))
     return copy
 
@@ -160,6 +156,12 @@ def test_server_sends_the_types_browsers_require(server):
         assert e.value.code == 404
 
 
+def test_server_needs_no_tensorflow(web_export):
+    script = "import sys\nfrom serve.web import make_server\nmake_server(sys.argv[1], port=0).server_close()\n"
+    done = run_without_tensorflow(script, web_export)
+    assert done.returncode == 0, done.stderr
+
+
 def serve_web_error(*argv) -> str:
     """python -m serve.web must refuse: exit 2, nothing on stdout, one error line."""
     run = subprocess.run([sys.executable, "-m", "serve.web", *argv], cwd=ROOT, capture_output=True, text=True, timeout=60)
@@ -171,10 +173,8 @@ def serve_web_error(*argv) -> str:
 
 def test_server_refuses_what_the_page_cannot_run(tmp_path, web_export):
     assert "no metadata.json" in serve_web_error("--export", str(tmp_path), "--port", "0")
-    copy = shutil.copytree(web_export, tmp_path / "no_graph")
-    meta = meta_of(copy)
-    del meta["sampler_graph"]
-    json.dump(meta, open(os.path.join(copy, "metadata.json"), "w"))
+    copy = copy_export(web_export, tmp_path / "no_graph")
+    rewrite_metadata(copy, lambda meta: meta.pop("sampler_graph"))
     assert "no sampler graph" in serve_web_error("--export", str(copy), "--port", "0")
     assert "--port must be in 0..65535" in serve_web_error("--export", web_export, "--port", "70000")
 
