@@ -16,6 +16,7 @@ SAVED_MODEL_DIR = "saved_model"
 SIGNATURE = "serving_default"
 ONNX_FILE = "model.onnx"
 ONNX_OPSET = 17  # tf2onnx 1.17 refuses opset 19; 17 runs on every onnxruntime since 1.13
+MAX_SHARD_BYTES = 1_000_000  # SavedModel variable files stay small enough to ship in the repository (< 1.5 MB each)
 
 
 class ExportFailed(Exception):
@@ -44,23 +45,23 @@ def _file_entry(kind: str, directory: str, filename: str) -> dict:
     return {"kind": kind, "path": filename, "bytes": os.path.getsize(path), "sha256": file_sha256(path)}
 
 
-def write_saved_model(model, directory: str, conditional: bool, extra_signatures: dict | None = None) -> dict:
-    """Keras model.export: a SavedModel whose serving_default signature takes image (and label), any batch.
+def write_saved_model(model, directory: str, conditional: bool, endpoints: dict | None = None) -> dict:
+    """A SavedModel whose serving_default signature (Keras's "serve" endpoint) takes image (and label), any batch.
 
-    extra_signatures: name -> tf.function with an input signature, saved beside it (the sampler graph's "sample").
+    endpoints: name -> (trackable holding its variables, tf.function with an input signature), saved as further
+    signatures (the sampler graph's "sample"). Variables are sharded into files under MAX_SHARD_BYTES.
     """
-    path = os.path.join(directory, SAVED_MODEL_DIR)
-    if extra_signatures:
-        import keras
-        from keras.src.export.saved_model import DEFAULT_ENDPOINT_NAME, get_input_signature
+    import keras
+    from keras.src.export.saved_model import DEFAULT_ENDPOINT_NAME, get_input_signature
 
-        archive = keras.export.ExportArchive()
-        archive.track_and_add_endpoint(DEFAULT_ENDPOINT_NAME, model, get_input_signature(model))  # what model.export does
-        for name, function in extra_signatures.items():
-            archive.add_endpoint(name, function)
-        archive.write_out(path, verbose=False)
-    else:
-        model.export(path, verbose=False)
+    path = os.path.join(directory, SAVED_MODEL_DIR)
+    archive = keras.export.ExportArchive()
+    archive.track_and_add_endpoint(DEFAULT_ENDPOINT_NAME, model, get_input_signature(model))  # what model.export does
+    for name, (trackable, function) in (endpoints or {}).items():
+        archive.track(trackable)
+        archive.add_endpoint(name, function)
+    sharding = tf.train.experimental.MaxShardSizePolicy(max_shard_size=MAX_SHARD_BYTES)
+    archive.write_out(path, verbose=False, options=tf.saved_model.SaveOptions(experimental_sharding_callback=sharding))
     signature = tf.saved_model.load(path).signatures[SIGNATURE]
     _, inputs = signature.structured_input_signature
     outputs = list(signature.structured_outputs)

@@ -19,7 +19,7 @@ from pixelcnn_tf.errors import UserError
 from pixelcnn_tf.files import write_json_atomic
 from pixelcnn_tf.generation import keras_logits_fn
 from pixelcnn_tf.model import build_model, graph_params, has_sampler_graph, step_params
-from pixelcnn_tf.sampler_export import graph_function
+from pixelcnn_tf.sampler_export import GraphModule
 from serve.metadata import FORMAT, FORMAT_VERSION, METADATA_FILE, RUNTIMES, file_sha256, is_export_dir
 from serve.names import SAMPLE_SIGNATURE
 
@@ -94,8 +94,9 @@ def build(model, config: TrainConfig, run_dir: str, directory: str, quantize, pa
 
     # The sampler graph (one call samples), where the architecture's split covers the kernel size.
     params = graph_params(step_params(model, config.model), config.model) if has_sampler_graph(config.model) else None
-    signatures = {SAMPLE_SIGNATURE: graph_function(params, config.model)} if params else None
-    artifacts = {"saved_model": write_saved_model(model, directory, conditional, signatures)}
+    graph = GraphModule(params, config.model) if params else None
+    endpoints = {SAMPLE_SIGNATURE: (graph, graph.sample)} if graph else None
+    artifacts = {"saved_model": write_saved_model(model, directory, conditional, endpoints)}
     log("wrote saved_model/; converting to ONNX and TFLite")
     artifacts["onnx"] = write_onnx(directory, conditional)
     artifacts["tflite"] = write_tflite(directory, conditional)

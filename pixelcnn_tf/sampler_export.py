@@ -13,17 +13,27 @@ def input_names(config: ModelConfig) -> list[str]:
     return list(GRAPH_INPUTS) + ([LABEL] if config.num_classes else [])
 
 
-def graph_function(params: dict, config: ModelConfig, update: str = "dynamic_update_slice"):
+def graph_function(params: dict, config: ModelConfig, update: str = "dynamic_update_slice", variables=None):
     """The sampler graph of config's architecture over params (pixelcnn_tf.model.graph_params)."""
-    return sampler_function(params, config, architecture(config).graph, update)
+    return sampler_function(params, config, architecture(config).graph, update, variables)
 
 
 def save_graph(params: dict, config: ModelConfig, path: str, update: str = "dynamic_update_slice") -> str:
-    """A SavedModel at path whose one signature, "sample", is the sampler graph (what the converters read)."""
-    module = tf.Module()
-    module.sample = graph_function(params, config, update)
-    tf.saved_model.save(module, path, signatures={SAMPLE_SIGNATURE: module.sample.get_concrete_function()})
+    """A SavedModel at path whose one signature, "sample", is the sampler graph with its weights as constants (what
+    the converters read). Only the signature: tracking the function too would store its graph twice."""
+    function = graph_function(params, config, update)
+    tf.saved_model.save(tf.Module(), path, signatures={SAMPLE_SIGNATURE: function.get_concrete_function()})
     return path
+
+
+class GraphModule(tf.Module):
+    """The sampler graph reading its weights from variables: a SavedModel keeps them in its variable shards (which
+    export shards by size), not as constants in saved_model.pb. .sample is the function."""
+
+    def __init__(self, params: dict, config: ModelConfig):
+        super().__init__(name="sampler_graph")
+        self.weights = {name: tf.Variable(value, trainable=False, name=name) for name, value in params.items()}
+        self.sample = graph_function(params, config, variables=self.weights)
 
 
 def tf_graph_runner(params: dict, config: ModelConfig):

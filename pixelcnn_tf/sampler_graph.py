@@ -66,10 +66,12 @@ class _Constants:
     convolution kernel's shape); one constant per body graph, so no weight is stored twice in a converted file.
     """
 
-    def __init__(self, params: dict):
-        self.params, self.made = params, {}
+    def __init__(self, params: dict, variables: dict | None = None):
+        self.params, self.made, self.variables = params, {}, variables
 
     def __getitem__(self, name: str):
+        if self.variables is not None:  # a SavedModel signature: TensorFlow reads captured variables anywhere
+            return self.variables[name]
         key = (id(tf.compat.v1.get_default_graph()), name)
         if key not in self.made:
             self.made[key] = tf.constant(self.params[name], name=name)
@@ -82,8 +84,8 @@ class _Constants:
 class _Arch:
     """What the two architectures share: constants, the layout of the caches, the loop-invariant label terms."""
 
-    def __init__(self, params: dict, config: ModelConfig):
-        self.c = _Constants(params)
+    def __init__(self, params: dict, config: ModelConfig, variables: dict | None = None):
+        self.c = _Constants(params, variables)
         self.config = config
         self.pad, self.layers, self.filters = config.kernel_size // 2, config.num_layers, config.filters
 
@@ -183,18 +185,18 @@ class GatedGraph(_Arch):
         return new_bands, above + terms[None]
 
 
-def sampler_function(params: dict, config: ModelConfig, graph: type, update: str = "dynamic_update_slice"):
+def sampler_function(params: dict, config: ModelConfig, graph: type, update: str = "dynamic_update_slice",
+                     variables: dict | None = None):
     """A tf.function(uniforms, temperature, prefix, start[, label]) -> {"images": int32 (N, H, W, C)}.
 
-    graph: the architecture's SeedGraph or GatedGraph (pixelcnn_tf.model's table); params its graph_params.
+    graph: the architecture's SeedGraph or GatedGraph (pixelcnn_tf.model's table); params its graph_params, as
+    constants of the graph (what the converters need), or read from variables {name: tf.Variable} holding them.
     """
-    arch = graph(params, config)
+    arch = graph(params, config, variables)
     write = _writer(update)
     h, w, c, levels = config.height, config.width, config.channels, config.levels
     pad, layers, f = arch.pad, arch.layers, arch.filters
     middle = (levels - 1) / 2
-    heads = [(params["head_kernel"][:, k * levels : (k + 1) * levels], params["head_bias"][k * levels : (k + 1) * levels])
-             for k in range(c)]
     conditional = bool(config.num_classes)
 
     def sample(uniforms, temperature, prefix, start, label=None):
@@ -217,7 +219,9 @@ def sampler_function(params: dict, config: ModelConfig, graph: type, update: str
                 centred, pix = [], None
                 for k in range(c):
                     hidden, features = arch.forward(ctx, pix)
-                    level = draw(_dense(hidden, *map(tf.constant, heads[k])), here[:, k : k + 1], inv_temperature, levels)
+                    part = slice(k * levels, (k + 1) * levels)  # channel k's logits
+                    logits = _dense(hidden, arch.c["head_kernel"][:, part], arch.c["head_bias"][part])
+                    level = draw(logits, here[:, k : k + 1], inv_temperature, levels)
                     level = tf.where(first + k < start, here[:, c + k], level)
                     centred.append(level - middle)
                     if k + 1 < c:  # the next colour sees this one (mask A at the centre); later ones are masked

@@ -49,9 +49,20 @@ def test_fresh_clone_generate_samples_the_shipped_model(tmp_path, monkeypatch, c
     assert picture.shape == (56, 56) and set(np.unique(picture)) <= {0, 255}
 
 
-def test_shipped_step_models_draw_what_the_full_model_draws():
-    cached = Sampler.load(PRETRAINED, "tflite")
+def test_shipped_step_models_and_sampler_graphs_draw_what_the_full_model_draws():
+    cached = Sampler.load(PRETRAINED, "tflite", sampler="cached")
     assert cached.sampler == "cached" and cached.layout["architecture"] == "gated"
     naive = Sampler.load(PRETRAINED, "tflite", sampler="naive").sample(1, seed=11)
     np.testing.assert_array_equal(cached.sample(1, seed=11), naive)
     np.testing.assert_array_equal(Sampler.load(PRETRAINED, "numpy").sample(1, seed=11), naive)
+    for backend in ("onnx", "tflite"):
+        graph = Sampler.load(PRETRAINED, backend)  # the default where the export has a sampler graph
+        assert graph.sampler == "graph"
+        np.testing.assert_array_equal(graph.sample(1, seed=11), naive)
+
+
+def test_shipped_files_stay_small():
+    sizes = {os.path.relpath(os.path.join(root, name), PRETRAINED): os.path.getsize(os.path.join(root, name))
+             for root, _, names in os.walk(PRETRAINED) for name in names}
+    assert "sampler.tflite" in sizes and "sampler.onnx" in sizes
+    assert max(sizes.values()) < 1.5e6, {name: size for name, size in sizes.items() if size >= 1.5e6}
