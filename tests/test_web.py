@@ -181,9 +181,7 @@ def test_server_refuses_what_the_page_cannot_run(tmp_path, web_export):
 
 @pytest.mark.slow
 def test_the_default_page_samples_the_shipped_model_as_python_does(page):
-    pretrained = os.path.join(ROOT, "pretrained", "gated_mnist")
-    if not meta_of(pretrained).get("sampler_graph"):
-        pytest.skip("pretrained/gated_mnist has no sampler graph yet (re-exported by issue 12)")
+    pretrained = with_sampler_graph(os.path.join(ROOT, "pretrained", "gated_mnist"))
     with WebServer(pretrained) as server:
         assert page.open(server.url + "web/") == "ready", page.error()  # no ?export=: the page's own default
         page.set("count", 4)
