@@ -52,7 +52,7 @@ function uniformsFor(n, seed) {
   const file = state.fileUniforms;
   if (!file) return seededUniforms(seed, n * size);
   if (file.shape.slice(1).join() !== state.graph.shape.join() || file.shape[0] < n)
-    throw new PageError(`the uniforms file holds (${file.shape}); this draw needs (${n}, ${state.graph.shape}) or more images`);
+    throw new PageError(`the uniforms file holds (${file.shape.join(", ")}); this draw needs (${[n, ...state.graph.shape].join(", ")}) or more images`);
   return Float32Array.from(file.data.subarray(0, n * size));
 }
 
@@ -60,6 +60,7 @@ async function timed(button, fn, timing) {
   setState("busy");
   button.disabled = true;
   $(timing).textContent = "drawing…";
+  $("error").style.display = "none"; // a new draw: the last one's error no longer stands
   try {
     await fn();
     setState("ready");
