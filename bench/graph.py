@@ -61,16 +61,18 @@ def graph_runners(files: dict, spec, threads) -> dict:
             for runtime, path in files.items()}
 
 
-def time_graph(runner, spec, batch: int, labels) -> float:
-    """Seconds for one call drawing batch images, after an untimed warm-up call at the same batch size."""
+def time_graph(runner, spec, batch: int, labels, min_seconds: float) -> float:
+    """Mean seconds per call drawing batch images: one untimed warm-up call, then calls for min_seconds (at least 2)."""
     from serve.graph import as_float32_uniforms
     from serve.sampling import uniforms
 
     u = as_float32_uniforms(uniforms(batch, *spec.shape, 0))
     runner(u, 1.0, labels=labels)
-    start = time.perf_counter()
-    runner(u, 1.0, labels=labels)
-    return time.perf_counter() - start
+    calls, start = 0, time.perf_counter()
+    while calls < 2 or time.perf_counter() - start < min_seconds:
+        runner(u, 1.0, labels=labels)
+        calls += 1
+    return (time.perf_counter() - start) / calls
 
 
 def step_files(config, workdir: str, runtime: str) -> list[str]:

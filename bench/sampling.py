@@ -166,7 +166,7 @@ def bench_batch(args, m, logits_fn, fns, batch: int, graphs: dict, files: dict, 
         }
     row["graph"] = {}
     for runtime, runner in graphs.items():
-        seconds = time_graph(runner, spec, batch, labels)
+        seconds = time_graph(runner, spec, batch, labels, args.min_seconds)
         row["graph"][runtime] = {
             "batch_seconds": seconds,
             "s_per_image": seconds / batch,

@@ -7,6 +7,7 @@ import sys
 import time
 
 from bench import batch_sizes
+from serve.names import LABEL
 
 # (label, onnxruntime intra-op threads (0 = its default: one per core), allow_spinning) and LiteRT thread counts.
 ONNX_SETTINGS = [("1 thread", 1, "0"), ("1 thread, spin", 1, "1"), ("2 threads", 2, "0"), ("2 threads, spin", 2, "1"),
@@ -29,7 +30,7 @@ def random_feeds(runner, batch: int):
     rng = np.random.default_rng(0)
     feeds = {}
     for name, shape in runner.inputs.items():
-        if name == "label":
+        if name == LABEL:
             feeds[name] = np.zeros(batch, np.int32)
         else:
             feeds[name] = rng.random((batch, *shape[1:])).astype(np.float32)

@@ -1,8 +1,4 @@
-"""The export's sampler graph: sampler.tflite, sampler.onnx (and the SavedModel's "sample" signature), and its parity.
-
-Parity: for PARITY_SEEDS and one completion (test images' top half kept), each graph file's images must equal the
-Python cached loop's (serve's numpy step model) on at least MIN_AGREEMENT of the sub-pixels; 100% is expected.
-"""
+"""The export's sampler graph: sampler.tflite, sampler.onnx (and the SavedModel's "sample" signature), and its parity."""
 from __future__ import annotations
 
 import os
@@ -27,7 +23,7 @@ CONVERTERS = {"tflite": convert_tflite, "onnx": convert_onnx}
 
 PARITY_SEEDS = (0, 1, 2)
 PARITY_IMAGES = 4  # per case: each image is a full raster pass of the Python loop, the slow side of the check
-MIN_AGREEMENT = 0.999
+MIN_AGREEMENT = 0.999  # per file and case: each graph's images vs the Python cached loop's; 100% is expected
 
 
 def convert_sampler(params: dict, config: ModelConfig, out_dir: str, kinds=tuple(FILES)) -> dict:

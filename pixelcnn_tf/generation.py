@@ -9,7 +9,7 @@ from pixelcnn_tf.sampler_export import tf_graph_runner
 from serve import ModelSpec, Sampler
 from serve.graph import GraphRunner
 from serve.metadata import artifact, read_metadata, spec_of
-from serve.names import IMAGE, LABEL
+from serve.names import IMAGE, LABEL, LOGITS
 from serve.runtime import Runner
 from serve.sampling import LogitsFn
 
@@ -42,7 +42,7 @@ def savedmodel_logits_fn(path: str, entry: dict) -> LogitsFn:
         signature = loaded.signatures[entry.get("signature", "serving_default")]
     except Exception as e:  # TF raises many types for a damaged or foreign SavedModel
         raise UserError(f"cannot load SavedModel {path}: {str(e).strip().splitlines()[0]}") from None
-    inputs, output = entry["inputs"], entry["outputs"]["logits"]
+    inputs, output = entry["inputs"], entry["outputs"][LOGITS]
 
     def logits_fn(images, labels):
         feed = {inputs[IMAGE]: tf.constant(images, tf.float32)}

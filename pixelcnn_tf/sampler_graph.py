@@ -1,25 +1,18 @@
-"""The whole sampler as one TensorFlow graph: uniforms in, images out, in nested while loops (rows, then columns).
-
-Contract (serve checks inputs before a runtime sees them): uniforms float32 (N, H, W, C) in [0, 1), the numbers
-serve.sampling.uniforms(seed) draws; temperature float32 scalar; prefix float32 (N, H, W, C) level indices and
-start int32 scalar: raster sub-pixels before start are copied from prefix (and fed through the caches), the rest
-drawn; label int32 (N,) for a conditional model. Output images int32 (N, H, W, C).
-
-Loop state per row: the current row's cache (W+pad, L, N, F): slot 0 the centred levels (zero-padded to F
-channels), slot l the output of layer l-1; per image: the last pad rows each layer's row part reads, and the
-row's aboves (pixelcnn_tf/sampler_params.py). Caches are written with one op on their leading axis: XLA's
-DynamicUpdateSlice (TFLite's builtin DYNAMIC_UPDATE_SLICE) or ScatterND for ONNX, which has no dynamic-update op
-that tf2onnx maps. The draw is serve.sampling.draw's inverse CDF, in float32.
-"""
+"""The whole sampler as one TensorFlow graph: uniforms in, images out, in nested while loops (rows, then columns)."""
 from __future__ import annotations
 
-import numpy as np
 import tensorflow as tf
 from tensorflow.compiler.tf2xla.python import xla
 
 from pixelcnn_tf.config import ModelConfig
 from serve.names import IMAGES, LABEL, PREFIX, START, TEMPERATURE, UNIFORMS
 
+# Inputs and output: docs/device.md (the contract); serve.graph checks every input before a runtime sees it.
+# Loop state per row: the current row's cache (W+pad, L, N, F): slot 0 the centred levels (zero-padded to F
+# channels), slot l the output of layer l-1; per image: the last pad rows each layer's row part reads (bands),
+# and the row's aboves (pixelcnn_tf/sampler_params.py). Caches are written with one op on their leading axis:
+# XLA's DynamicUpdateSlice (TFLite's builtin DYNAMIC_UPDATE_SLICE) or, for ONNX, ScatterND (tf2onnx maps no
+# dynamic-update op). The draw is serve.sampling.draw's inverse CDF, in float32.
 UPDATES = ("dynamic_update_slice", "scatter_nd")
 
 
@@ -82,7 +75,9 @@ class _Constants:
 
 
 class _Arch:
-    """What the two architectures share: constants, the layout of the caches, the loop-invariant label terms."""
+    """What the two architectures share: their weights, the cache layout, the terms constant along a row."""
+
+    bias, label_prefix, width_out = "bias", "", 1  # a row's constant terms: this bias and label embedding, width*F
 
     def __init__(self, params: dict, config: ModelConfig, variables: dict | None = None):
         self.c = _Constants(params, variables)
@@ -93,23 +88,22 @@ class _Arch:
         key = f"{prefix}embedding_{n}"
         return tf.gather(self.c[key], label) if label is not None and key in self.c else None
 
-
-class SeedGraph(_Arch):
-    """The seed PixelCNN: the row part convolves the pad rows above with each layer's upper kernel rows."""
-
-    width_out = 1  # aboves hold F values per layer (times this many F)
-
     def row_terms(self, label, batch):
-        """(L, N, F): bias plus label embedding, added to every position of a row."""
-        terms = tf.broadcast_to(self.c["bias"][:, None], (self.layers, batch, self.filters))
+        """(L, N, width_out*F): the bias plus the label embedding, added at every position of every row."""
+        terms = tf.broadcast_to(self.c[self.bias][:, None], (self.layers, batch, self.width_out * self.filters))
         if label is not None:
-            terms = terms + tf.stack([self.embedded("", label, n) for n in range(self.layers)])
+            terms = terms + tf.stack([self.embedded(self.label_prefix, label, n) for n in range(self.layers)])
         return terms
 
     def initial_bands(self, batch):
+        """Each layer's input on the pad rows above row 0: zeros (the image is centred, so its padding is 0 too)."""
         w = self.config.width + 2 * self.pad
         shapes = [self.config.channels] + [self.filters] * (self.layers - 1)
         return [tf.zeros(tf.stack([batch, self.pad, w, f])) for f in shapes]
+
+
+class SeedGraph(_Arch):
+    """The seed PixelCNN: the row part convolves the pad rows above with each layer's upper kernel rows."""
 
     def forward(self, ctx, pix):
         """Layer outputs at the position: (hidden for the head, features written to slots 1..L-1)."""
@@ -132,18 +126,7 @@ class SeedGraph(_Arch):
 class GatedGraph(_Arch):
     """The gated PixelCNN: the row part runs the vertical stack over the finished row and its link to the next."""
 
-    width_out = 2
-
-    def row_terms(self, label, batch):
-        terms = tf.broadcast_to(self.c["h_bias"][:, None], (self.layers, batch, 2 * self.filters))
-        if label is not None:
-            terms = terms + tf.stack([self.embedded("h_", label, n) for n in range(self.layers)])
-        return terms
-
-    def initial_bands(self, batch):
-        w = self.config.width + 2 * self.pad
-        shapes = [self.config.channels] + [self.filters] * (self.layers - 1)
-        return [tf.zeros(tf.stack([batch, self.pad, w, f])) for f in shapes]
+    bias, label_prefix, width_out = "h_bias", "h_", 2
 
     def _gate(self, y):
         return tf.tanh(y[..., : self.filters]) * tf.sigmoid(y[..., self.filters :])

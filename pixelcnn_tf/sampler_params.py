@@ -1,16 +1,15 @@
-"""The folded step weights re-laid for the sampler graph: a row part (once per finished row) and a pixel part.
-
-Both architectures split the same way. Inside a row, what every position reads from earlier rows is known when the
-row starts, so a row part computes it for the whole row at once ("aboves", with every other term that is constant
-along the row: biases, label embeddings); the pixel part adds the current row's cached taps left of the position
-and the position's own earlier channels. The image enters centred (level - (levels-1)/2): its padding is then 0
-like every other cache's, and each layer-0 bias absorbs the shift.
-"""
+"""The folded step weights re-laid for the sampler graph: a row part (once per finished row) and a pixel part."""
 from __future__ import annotations
 
 import numpy as np
 
 from pixelcnn_tf.config import ModelConfig
+
+# Both architectures split the same way. Inside a row, what every position reads from earlier rows is known when the
+# row starts, so a row part computes it for the whole row at once ("aboves", with every other term that is constant
+# along the row: biases, label embeddings); the pixel part adds the current row's cached taps left of the position
+# and the position's own earlier channels. The image enters centred (level - (levels-1)/2): its padding is then 0
+# like every other cache's, and each layer-0 bias absorbs the shift.
 
 
 def _pixel_taps(kernel: np.ndarray, pad: int, filters: int) -> np.ndarray:

@@ -75,13 +75,13 @@ def tflite_runner(path: str, threads: int = ALL_CORES) -> Runner:
 RUNTIMES = {"onnx": onnx_runner, "tflite": tflite_runner}  # artifact kind -> runner factory
 
 
-def feeds(arrays: dict, labels, conditional: bool) -> dict:
+def feeds(arrays: dict, labels, conditional: bool, label_name: str = LABEL) -> dict:
     """Named float32 inputs, plus the int32 label exactly when the model is class-conditional."""
     named = {name: np.ascontiguousarray(value, np.float32) for name, value in arrays.items()}
     if conditional:
         if labels is None:
             raise SamplingError("this model is class-conditional: it needs labels")
-        named[LABEL] = np.ascontiguousarray(labels, np.int32)
+        named[label_name] = np.ascontiguousarray(labels, np.int32)
     return named
 
 

@@ -9,7 +9,7 @@ from serve.cached import sample_cached
 from serve.graph import GraphRunner, as_float32_uniforms, graph_artifact, load_graph, loop_images
 from serve.metadata import ModelSpec, ServeError, artifact, read_metadata, spec_of
 from serve.names import IMAGE, LABEL, LOGITS
-from serve.runtime import ALL_CORES, RUNTIMES, check_io
+from serve.runtime import ALL_CORES, RUNTIMES, check_io, feeds
 from serve.sampling import LogitsFn, SamplingError, check_labels, check_request, nll_per_image, sample_naive, uniforms
 from serve.step_loader import load_step, step_artifact
 
@@ -169,7 +169,6 @@ class Sampler:
         return levels
 
 
-
 def model_logits_fn(entry: dict, path: str, spec: ModelSpec, threads: int | None = None) -> LogitsFn:
     """A full model's runner as a logits function, its tensors checked against the metadata's names and the spec."""
     inputs, outputs = dict(entry.get("inputs") or {}), dict(entry.get("outputs") or {})
@@ -183,9 +182,6 @@ def model_logits_fn(entry: dict, path: str, spec: ModelSpec, threads: int | None
     check_io(runner, path, {image: list(spec.shape)} | ({label: []} if conditional else {}), {output: [*spec.shape, spec.levels]})
 
     def logits_fn(images, labels):
-        feed = {image: np.ascontiguousarray(images, np.float32)}
-        if conditional:
-            feed[label] = np.ascontiguousarray(labels, np.int32)
-        return runner(feed)[output]
+        return runner(feeds({image: images}, labels, conditional, label))[output]
 
     return logits_fn

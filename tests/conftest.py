@@ -27,6 +27,15 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.slow)
 
 
+@pytest.fixture(autouse=True)
+def float32_policy_after_each_test():
+    """train.main sets a global Keras dtype policy (precision 'auto' is mixed_bfloat16 on a CPU with AVX512-BF16):
+    put float32 back, so a later test's model does not silently compute in bf16."""
+    yield
+    if "keras" in sys.modules:
+        sys.modules["keras"].config.set_dtype_policy("float32")
+
+
 @pytest.fixture(scope="session")
 def tfds_dir():
     """The TFDS data directory holding MNIST (None: tfds's default), prepared or downloaded once."""

@@ -109,6 +109,7 @@ def test_cached_draws_the_same_pixels_as_naive(case, randomize, capsys):
     assert len(np.unique(cached)) > 1  # a model drawing one constant level would agree trivially
 
 
+@pytest.mark.slow
 def test_briefly_trained_model_samples_the_same():
     config = tiny_config(1, 0, height=8, width=8, levels=4, num_layers=2, filters=8)
     model = build_model(config)

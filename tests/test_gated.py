@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import subprocess
 import sys
 
@@ -136,6 +135,7 @@ def test_gated_keras_save_load_identical_logits(tmp_path):
     np.testing.assert_array_equal(logits_of(model, images, [0, 1, 3]), logits_of(restored, images, [0, 1, 3]))
 
 
+@pytest.mark.slow
 def test_load_checkpoint_registers_gated_layers_in_a_fresh_process(tmp_path):
     config = TrainConfig(model=ModelConfig(architecture="gated", levels=2, num_layers=1, kernel_size=3, filters=4))
     save_config(config, str(tmp_path))
@@ -147,6 +147,7 @@ def test_load_checkpoint_registers_gated_layers_in_a_fresh_process(tmp_path):
     assert result.stdout.strip() == "gated_pixelcnn"
 
 
+@pytest.mark.slow
 def test_gated_model_converts_to_tflite_builtins(tmp_path):
     import tensorflow as tf
 

@@ -128,11 +128,15 @@ def test_every_backend_draws_the_naive_images(gated_run, gated_export, tmp_path,
     labels = [0, 3, 9]
     naive = Sampler.load(gated_export, "onnx", sampler="naive").sample(3, seed=5, labels=labels)
     for backend in ("onnx", "tflite", "numpy"):
-        sampler = Sampler.load(gated_export, backend)
+        sampler = Sampler.load(gated_export, backend, sampler="cached")
         assert sampler.sampler == "cached", backend
         np.testing.assert_array_equal(sampler.sample(3, seed=5, labels=labels), naive, err_msg=backend)
+    for backend in ("onnx", "tflite"):  # their default: the sampler graph, one call
+        sampler = Sampler.load(gated_export, backend)
+        assert sampler.sampler == "graph", backend
+        np.testing.assert_array_equal(sampler.sample(3, seed=5, labels=labels), naive, err_msg=backend)
     # Batch 1 after batch 3: the exported steps take any batch size.
-    np.testing.assert_array_equal(Sampler.load(gated_export, "tflite").sample(1, seed=5, labels=0), naive[:1])
+    np.testing.assert_array_equal(Sampler.load(gated_export, "tflite", sampler="cached").sample(1, seed=5, labels=0), naive[:1])
     # generate.py: cached on the checkpoint and on the export, the same PNG as naive, and no fallback note.
     pngs = []
     for source, backend, sampler in ((gated_run, "keras", "cached"), (gated_export, "onnx", "cached"), (gated_export, "onnx", "naive")):
@@ -173,7 +177,7 @@ def test_gated_cached_export_samples_without_tensorflow(gated_export):
 from serve import Sampler
 for backend in ("onnx", "tflite", "numpy"):
     sampler = Sampler.load(sys.argv[1], backend)
-    assert sampler.sampler == "cached" and sampler.sample(1, labels=2).shape == (1, 28, 28, 1)
+    assert sampler.sampler == ("cached" if backend == "numpy" else "graph") and sampler.sample(1, labels=2).shape == (1, 28, 28, 1)
 print("ok")
 """
     done = run_without_tensorflow(script, gated_export)

@@ -3,17 +3,19 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import numpy as np
+import pytest
 from PIL import Image
 
 import generate
+from helpers import ROOT, copy_export, rewrite_metadata, run_without_tensorflow
 from pixelcnn_tf import data
-from serve import Sampler
-from helpers import ROOT
+from serve import Sampler, ServeError
 
 PRETRAINED = os.path.join(ROOT, "pretrained", "gated_mnist")
-MAX_ARTIFACT_BYTES = 5 * 1024 * 1024
+MAX_ARTIFACT_BYTES = 1_500_000  # every file: sharded SavedModel variables included
 
 
 def results():
@@ -26,10 +28,11 @@ def test_every_shipped_file_fits_on_a_phone():
     for folder, _, files in os.walk(PRETRAINED):
         for name in files:
             sizes[os.path.relpath(os.path.join(folder, name), PRETRAINED)] = os.path.getsize(os.path.join(folder, name))
-    assert {"metadata.json", "model.onnx", "model.tflite"} <= set(sizes)
+    assert {"metadata.json", "model.onnx", "model.tflite", "sampler.onnx", "sampler.tflite"} <= set(sizes)
     assert max(sizes.values()) <= MAX_ARTIFACT_BYTES, sizes
 
 
+@pytest.mark.slow
 def test_recorded_nll_is_re_measured_on_a_test_slice(tfds_dir):
     recorded = results()
     assert recorded["architecture"] == "gated" and recorded["levels"] == 2
@@ -61,8 +64,27 @@ def test_shipped_step_models_and_sampler_graphs_draw_what_the_full_model_draws()
         np.testing.assert_array_equal(graph.sample(1, seed=11), naive)
 
 
-def test_shipped_files_stay_small():
-    sizes = {os.path.relpath(os.path.join(root, name), PRETRAINED): os.path.getsize(os.path.join(root, name))
-             for root, _, names in os.walk(PRETRAINED) for name in names}
-    assert "sampler.tflite" in sizes and "sampler.onnx" in sizes
-    assert max(sizes.values()) < 1.5e6, {name: size for name, size in sizes.items() if size >= 1.5e6}
+def test_device_recipe_samples_the_shipped_graph_without_tensorflow():
+    """docs/device.md's Python recipe, run as written (from the checkout) where TensorFlow cannot be imported."""
+    with open(os.path.join(ROOT, "docs", "device.md")) as f:
+        recipe = re.search(r"## Python.*?```python\n(.*?)```", f.read(), re.S).group(1)
+    check = "\nfrom serve import Sampler\nassert (Sampler.load('pretrained/gated_mnist', 'onnx').sample(16, seed=0) == images).all()\n"
+    done = run_without_tensorflow(recipe + check)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_shipped_metadata_is_format_2_and_names_no_path_of_the_training_machine():
+    meta = json.load(open(os.path.join(PRETRAINED, "metadata.json")))
+    assert meta["format_version"] == 2 and set(meta["source"]) == {"run", "model_file", "model_sha256"}
+    paths = [meta["source"]["run"]] + [entry["path"] for entry in meta["artifacts"].values()]
+    paths += [part["path"] for entry in meta["step"]["artifacts"].values() for part in entry["parts"].values()]
+    assert not [path for path in paths if os.path.isabs(path) or ".." in path], paths
+
+
+def test_an_export_older_than_format_2_is_refused_in_one_line(tmp_path):
+    old = copy_export(PRETRAINED, tmp_path / "old")
+    rewrite_metadata(old, lambda meta: meta.update(format_version=1))
+    with pytest.raises(ServeError) as refused:
+        Sampler.load(old, "onnx")
+    message = str(refused.value)
+    assert "\n" not in message and "format_version 1; this serve reads 2: re-export" in message

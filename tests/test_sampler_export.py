@@ -11,7 +11,8 @@ from PIL import Image
 import export.__main__ as export_cli
 import export.sampler as export_sampler
 import generate
-from helpers import copy_export, error_line, export_leftovers, fake_onnx, fake_sampler_converter, fake_step_converter
+from helpers import (copy_export, error_line, export_leftovers, fake_onnx, fake_sampler_converter, fake_step_converter,
+                     float32_checkpoint)
 from serve import Sampler, ServeError
 from serve.sampling import SamplingError
 
@@ -105,3 +106,16 @@ def test_generate_animates_and_completes(tiny_export, tmp_path, tfds_dir):
     grid = np.asarray(Image.open(completion))
     assert grid.shape == (3 * 28, (2 + 2) * 28)  # per row: kept part, 2 completions, original
     np.testing.assert_array_equal(grid[:14, :28], grid[:14, 3 * 28 :])  # the kept rows are the original's
+
+
+def test_a_keras_checkpoint_samples_through_the_graph_in_tensorflow(tiny_run, tiny_export, tmp_path):
+    from pixelcnn_tf.generation import keras_sampler
+
+    model, config = float32_checkpoint(tiny_run)
+    sampler = keras_sampler(model, config.model, "graph")
+    assert sampler.sampler == "graph"
+    np.testing.assert_array_equal(sampler.sample(3, seed=1), Sampler.load(tiny_export, "tflite").sample(3, seed=1))
+    out = tmp_path / "keras.png"
+    assert generate.main(["--checkpoint", tiny_run, "--sampler", "graph", "--num-images", "2", "--no-progress",
+                          "--out", str(out)]) == 0
+    assert out.stat().st_size > 0
