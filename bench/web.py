@@ -21,7 +21,7 @@ def parse_args(argv):
     parser.add_argument("--export", default=os.path.join(ROOT, "pretrained", "gated_mnist"), help="export directory (default: pretrained/gated_mnist)")
     parser.add_argument("--counts", type=batch_sizes, default="16,144", help="digits per Sample (default 16,144)")
     parser.add_argument("--keep-rows", type=int, default=14, help="rows kept by Complete (default 14)")
-    parser.add_argument("--threads", type=int, default=1, help="onnxruntime threads in Python (default 1, as the page's wasm on 2 cores)")
+    parser.add_argument("--threads", type=int, default=1, help="onnxruntime threads in Python (default 1, as the page's wasm on 2 cores; 0: serve's own choice)")
     parser.add_argument("--page-threads", type=int, default=0, help="the page's wasm threads (?threads=; default 0: onnxruntime-web's choice)")
     parser.add_argument("--screenshots", metavar="DIR", help=f"save {' and '.join(SCREENSHOTS)} of the page here")
     parser.add_argument("--overwrite", action="store_true", help="replace existing screenshots")
@@ -42,7 +42,7 @@ def python_runner(args):
     """draw(n, seed, digit=None) -> (images, seconds): serve.Sampler through the same sampler.onnx (onnxruntime)."""
     from serve import Sampler
 
-    sampler = Sampler.load(args.export, "onnx", num_threads=args.threads)
+    sampler = Sampler.load(args.export, "onnx", num_threads=args.threads or None)
 
     def run(n, seed=0, digit=None):
         t0 = time.perf_counter()
@@ -95,7 +95,7 @@ def main(argv=None) -> int:
         if args.screenshots:
             page.driver.save_screenshot(os.path.join(args.screenshots, SCREENSHOTS[1]))
     print(f"export {args.export}: page backend {backend}, first load {load['runtimeBytes'] / 1e6:.2f} MB runtime + "
-          f"{load['modelBytes'] / 1e6:.2f} MB sampler graph, loaded in {load['ms'] / 1000:.2f} s; Python onnxruntime {args.threads} thread(s)")
+          f"{load['modelBytes'] / 1e6:.2f} MB sampler graph, loaded in {load['ms'] / 1000:.2f} s; Python onnxruntime {args.threads or "serve's default"} thread(s)")
     print(f"{'draw':<12} {'Chromium s':>11} {'Python s':>9} {'same':>8}")
     for row in rows:
         print(f"{row['what']:<12} {row['browser_s']:>11.3f} {row['python_s']:>9.3f} {row['same_subpixels']:>8.2%}")
