@@ -95,7 +95,7 @@ def main(argv=None) -> int:
         if args.screenshots:
             page.driver.save_screenshot(os.path.join(args.screenshots, SCREENSHOTS[1]))
     print(f"export {args.export}: page backend {backend}, first load {load['runtimeBytes'] / 1e6:.2f} MB runtime + "
-          f"{load['modelBytes'] / 1e6:.2f} MB sampler graph, loaded in {load['ms'] / 1000:.2f} s; Python onnxruntime {args.threads or "serve's default"} thread(s)")
+          f"{load['modelBytes'] / 1e6:.2f} MB sampler graph, loaded in {load['ms'] / 1000:.2f} s; Python onnxruntime {args.threads or 'default'} thread(s)")
     print(f"{'draw':<12} {'Chromium s':>11} {'Python s':>9} {'same':>8}")
     for row in rows:
         print(f"{row['what']:<12} {row['browser_s']:>11.3f} {row['python_s']:>9.3f} {row['same_subpixels']:>8.2%}")
