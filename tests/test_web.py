@@ -18,14 +18,18 @@ from serve.sampling import uniforms
 MATCH = 0.999  # fraction of sub-pixels that must agree (float32 kernels differ across runtimes in rare ties)
 
 
-@pytest.fixture(scope="module")
-def page():
+def need_browser() -> None:
     try:
         find_browser()
     except BrowserMissing as e:
         if os.environ.get("CI"):  # .ci/run installs them: a CI run without the browser test is a broken CI
             pytest.fail(str(e))
         pytest.skip(str(e))
+
+
+@pytest.fixture(scope="module")
+def page():
+    need_browser()
     with Page() as p:
         yield p
 
@@ -189,3 +193,21 @@ def test_the_default_page_samples_the_shipped_model_as_python_does(page):
         page.click("sample")
         images = page_images(page.result("sampled"), (28, 28, 1))
     assert_same_pixels(images, python_sampler(pretrained).sample(4, seed=3))
+
+
+def test_bench_times_the_page_and_python_and_takes_screenshots(web_export, tmp_path, capsys):
+    from bench import web as bench_web
+
+    need_browser()
+    out = tmp_path / "bench.json"
+    assert bench_web.main(["--export", web_export, "--counts", "2", "--keep-rows", "5", "--screenshots", str(tmp_path), "--json", str(out)]) == 0
+    report = json.load(open(out))
+    assert [row["what"] for row in report["rows"]] == ["sample 2", "complete 8"]
+    assert all(row["same_subpixels"] >= MATCH and row["browser_s"] > 0 and row["python_s"] > 0 for row in report["rows"])
+    assert report["load"]["modelBytes"] == meta_of(web_export)["sampler_graph"]["artifacts"]["onnx"]["bytes"]
+    for name in bench_web.SCREENSHOTS:
+        assert open(tmp_path / name, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    assert "sample 2" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as refused:  # never overwrites unasked
+        bench_web.main(["--export", web_export, "--screenshots", str(tmp_path)])
+    assert refused.value.code == 2 and "pass --overwrite" in capsys.readouterr().err

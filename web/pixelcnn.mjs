@@ -78,6 +78,16 @@ async function runtimeBytes(files) {
   return sizes.reduce((a, b) => a + b, 0);
 }
 
+async function createSession(runtime, bytes, threads) {
+  if (threads) runtime.ort.env.wasm.numThreads = threads;
+  const providers = runtime.backend === "webgpu" ? ["webgpu", "wasm"] : ["wasm"];
+  try {
+    return await runtime.ort.InferenceSession.create(bytes, { executionProviders: providers });
+  } catch (e) {
+    throw new Error(String(e.message || e).split("\n")[0]);
+  }
+}
+
 export class SamplerGraph {
   static async load(exportUrl, { backend = "auto", threads = 0 } = {}) {
     const meta = await readMetadata(exportUrl);
@@ -90,14 +100,17 @@ export class SamplerGraph {
     if (digest && digest !== entry.sha256)
       throw new PageError(`${modelUrl} does not match the sha256 in metadata.json: damaged or from another export`);
     const modelBytes = bytes.byteLength; // before the buffer moves to the runtime's worker
-    const runtime = await loadRuntime(backend);
-    if (threads) runtime.ort.env.wasm.numThreads = threads;
-    const providers = runtime.backend === "webgpu" ? ["webgpu", "wasm"] : ["wasm"];
+    let runtime = await loadRuntime(backend);
     let session;
     try {
-      session = await runtime.ort.InferenceSession.create(bytes, { executionProviders: providers });
+      session = await createSession(runtime, bytes, threads);
     } catch (e) {
-      throw new PageError(`onnxruntime-web cannot load ${modelUrl}: ${String(e.message || e).split("\n")[0]}`);
+      if (runtime.backend !== "webgpu" || backend !== "auto") throw new PageError(`onnxruntime-web cannot load ${modelUrl}: ${e.message}`);
+      console.warn(`webgpu failed (${e.message}); falling back to wasm`); // an adapter is no promise that the EP works
+      runtime = await loadRuntime("wasm");
+      session = await createSession(runtime, bytes, threads).catch((e2) => {
+        throw new PageError(`onnxruntime-web cannot load ${modelUrl}: ${e2.message}`);
+      });
     }
     const names = [...session.inputNames].sort().join();
     if (names !== Object.keys(entry.inputs).sort().join())
