@@ -173,6 +173,8 @@ def _main(argv) -> int:
     m = sampler.spec
     if settings["image_size"] is not None and settings["image_size"] != m.height:
         raise UserError(f"images_size = {settings['image_size']} but the checkpoint draws {m.height}x{m.width} images")
+    if args.keep_rows is not None and args.keep_rows > m.height:
+        raise UserError(f"--keep-rows must be at most the image height {m.height}, got {args.keep_rows}")
     originals, test_labels = load_originals(args.complete, sampler, num_images) if args.complete else (None, None)
     count = num_images if originals is None else len(originals)
     columns = math.ceil(math.sqrt(count))

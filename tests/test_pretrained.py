@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 import generate
-from helpers import ROOT, copy_export, rewrite_metadata, run_without_tensorflow
+from helpers import ROOT, assert_one_line_error, copy_export, rewrite_metadata, run_without_tensorflow
 from pixelcnn_tf import data
 from serve import Sampler, ServeError
 
@@ -88,3 +88,17 @@ def test_an_export_older_than_format_2_is_refused_in_one_line(tmp_path):
         Sampler.load(old, "onnx")
     message = str(refused.value)
     assert "\n" not in message and "format_version 1; this serve reads 2: re-export" in message
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--complete", "missing.png"], "no such file"),
+    (["--animate", "x.txt"], "must name a .gif"),
+    (["--complete", "test", "--animate", "a.gif"], "does not combine"),
+    (["--keep-rows", "3"], "needs --complete"),
+    (["--complete", "test", "--keep-rows", "29"], "at most the image height 28"),
+    (["--complete", "test", "--completions", "0"], "must be positive"),
+])
+def test_generate_refuses_bad_completion_and_animation_flags(flags, message, tmp_path, capsys):
+    out = str(tmp_path / "x.png")
+    assert_one_line_error(generate.main, ["--checkpoint", PRETRAINED, "--out", out, *flags], message, capsys)
+    assert not os.path.exists(out)
