@@ -1,0 +1,111 @@
+"""`python -m serve.web [--export DIR] [--port 8000]`: serve the browser page (web/) and an export on 127.0.0.1."""
+from __future__ import annotations
+
+import argparse
+import functools
+import http.server
+import os
+import posixpath
+import sys
+import urllib.parse
+
+from serve.graph import graph_artifact
+from serve.metadata import ServeError, read_metadata
+
+PROG = "python -m serve.web"
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WEB_DIR = os.path.join(ROOT, "web")
+DEFAULT_EXPORT = os.path.join(ROOT, "pretrained", "gated_mnist")
+RUNTIME_DIR = os.path.join("node_modules", "onnxruntime-web", "dist")  # under web/, made by `npm ci`
+# What browsers insist on: a streaming-compiled .wasm must be application/wasm, an ES module a JavaScript type.
+MIME_TYPES = {".wasm": "application/wasm", ".onnx": "application/octet-stream", ".mjs": "text/javascript",
+              ".js": "text/javascript", ".json": "application/json", ".npy": "application/octet-stream"}
+
+
+class Handler(http.server.SimpleHTTPRequestHandler):
+    """Static files from a few mounted folders: /web/ (the page), /export/ (the export) and /pretrained/."""
+
+    mounts: dict[str, str] = {}
+    home = "/web/"
+    extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map, **MIME_TYPES}
+
+    def send_head(self):
+        if urllib.parse.urlsplit(self.path).path == "/":
+            self.send_response(302)
+            self.send_header("Location", self.home)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return None
+        return super().send_head()
+
+    def translate_path(self, path: str) -> str:
+        clean = posixpath.normpath(urllib.parse.unquote(urllib.parse.urlsplit(path).path))
+        for prefix, folder in self.mounts.items():
+            if clean == prefix.rstrip("/") or clean.startswith(prefix):
+                self.directory = folder
+                return super().translate_path(path[len(prefix) - 1:])
+        return os.path.join(WEB_DIR, "does-not-exist")  # outside every mount: 404
+
+    def list_directory(self, path):
+        self.send_error(404, "No directory listings")
+
+    def end_headers(self):
+        # Cross-origin isolation lets onnxruntime-web use wasm threads (SharedArrayBuffer); credentialless still
+        # lets the page read an export from another origin that allows CORS.
+        self.send_header("Cross-Origin-Opener-Policy", "same-origin")
+        self.send_header("Cross-Origin-Embedder-Policy", "credentialless")
+        self.send_header("Cache-Control", "no-cache")
+        super().end_headers()
+
+    def log_message(self, format, *args):
+        if self.server.verbose:
+            super().log_message(format, *args)
+
+
+def make_server(export_dir: str = DEFAULT_EXPORT, port: int = 8000, verbose: bool = False) -> http.server.ThreadingHTTPServer:
+    """A server (not yet serving) for the page and export_dir; port 0 picks a free one. Raises ServeError."""
+    if graph_artifact(read_metadata(export_dir), "onnx") is None:
+        raise ServeError(f"export {export_dir} has no sampler graph (sampler.onnx), which the page runs; re-export it with `python -m export`")
+    if not os.path.isdir(os.path.join(WEB_DIR, RUNTIME_DIR)):
+        raise ServeError(f"no onnxruntime-web in {os.path.join(WEB_DIR, RUNTIME_DIR)}: run `npm ci` in {WEB_DIR} first")
+    mounts = {"/web/": WEB_DIR, "/export/": os.path.abspath(export_dir), "/pretrained/": os.path.join(ROOT, "pretrained")}
+    handler = type("MountedHandler", (Handler,), {"mounts": mounts, "home": "/web/?export=../export/"})
+    try:
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", port), functools.partial(handler, directory=WEB_DIR))
+    except OSError as e:
+        raise ServeError(f"cannot listen on 127.0.0.1:{port}: {e.strerror or e}") from None
+    server.daemon_threads = True
+    server.verbose = verbose
+    return server
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog=PROG, description="Serve the in-browser sampling page and an export on 127.0.0.1.")
+    parser.add_argument("--export", default=DEFAULT_EXPORT, metavar="DIR", help="export directory to serve (default: pretrained/gated_mnist)")
+    parser.add_argument("--port", type=int, default=8000, help="TCP port on 127.0.0.1; 0 picks a free one (default: 8000)")
+    parser.add_argument("--verbose", action="store_true", help="log every request")
+    args = parser.parse_args(argv)
+    if not 0 <= args.port <= 65535:
+        parser.error(f"--port must be in 0..65535, got {args.port}")
+    return parser, args
+
+
+def main(argv=None) -> int:
+    parser, args = parse_args(argv)
+    try:
+        server = make_server(args.export, args.port, args.verbose)
+    except ServeError as e:
+        parser.error(str(e))
+    url = f"http://127.0.0.1:{server.server_address[1]}/"
+    print(f"serving {args.export} at {url} (Ctrl-C stops)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
