@@ -45,8 +45,11 @@ def logits_head(features, config: ModelConfig):
     )(logits)
 
 
-def build_pixelcnn(config: ModelConfig) -> keras.Model:
-    """The seed network: Mask-A conv, then Mask-B convs, each without bias and followed by BN + ReLU."""
+def build_pixelcnn(config: ModelConfig, sync_batchnorm: bool = False) -> keras.Model:
+    """The seed network: Mask-A conv, then Mask-B convs, each without bias and followed by BN + ReLU.
+
+    sync_batchnorm: batch statistics over the global batch of all replicas (tf.distribute), not each replica's share.
+    """
     config.validate()
     inputs = model_inputs(config)
     x = scale_levels(inputs[IMAGE_INPUT], config)
@@ -63,16 +66,16 @@ def build_pixelcnn(config: ModelConfig) -> keras.Model:
         if config.num_classes:
             x = keras.layers.Add(name=f"{name}_conditioned")([x, label_bias(inputs[LABEL_INPUT], config, config.filters, name)])
         # momentum 0.9 is PyTorch's BatchNorm2d default (its momentum=0.1), as in the seed.
-        x = keras.layers.BatchNormalization(momentum=0.9, name=f"{name}_bn")(x)
+        x = keras.layers.BatchNormalization(momentum=0.9, synchronized=sync_batchnorm, name=f"{name}_bn")(x)
         x = keras.layers.ReLU(name=f"{name}_relu")(x)
     return keras.Model(inputs, logits_head(x, config), name="pixelcnn")
 
 
-def build_model(config: ModelConfig) -> keras.Model:
-    """Build the network that config.architecture names."""
+def build_model(config: ModelConfig, sync_batchnorm: bool = False) -> keras.Model:
+    """Build the network that config.architecture names (sync_batchnorm: for several replicas; gated has no BN)."""
     config.validate()
     if config.architecture == "gated":
         from pixelcnn_tf.gated import build_gated_pixelcnn
 
         return build_gated_pixelcnn(config)
-    return build_pixelcnn(config)
+    return build_pixelcnn(config, sync_batchnorm)

@@ -1,0 +1,77 @@
+"""TensorBoard event files of a run: per-epoch NLL, learning rate, images/s and a grid of samples drawn by the model."""
+from __future__ import annotations
+
+import math
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from pixelcnn_tf.cached import cached_layout, fold_step_params
+from pixelcnn_tf.config import ModelConfig
+from pixelcnn_tf.losses import bits_per_dim, nats_per_image
+from pixelcnn_tf.run_folder import BOARD_DIR  # noqa: F401  (re-exported: where a run's event files go)
+from serve.cached import CachedSampler, numpy_step_fn
+from serve.metadata import ModelSpec
+from serve.sampling import to_grid
+
+SAMPLES = 16
+SAMPLE_SEED = 0  # the same draws every epoch, so the grid shows the model changing, not the noise
+
+
+def numpy_cached_sampler(model: keras.Model, config: ModelConfig) -> CachedSampler:
+    """The cached sampler over the model's current weights, folded to numpy arrays.
+
+    numpy rather than keras_cached_sampler: a step model built inside model.fit would create variables under
+    the training's tf.distribute strategy, which on several workers waits for the others to create them too.
+    """
+    spec = ModelSpec(config.height, config.width, config.channels, config.levels, config.num_classes)
+    if config.architecture == "gated":
+        from pixelcnn_tf.gated_cached import fold_gated_params
+        from serve.gated_cached import numpy_gated_step
+
+        return CachedSampler(numpy_gated_step(fold_gated_params(model, config)), spec, cached_layout(config), "numpy")
+    return CachedSampler(numpy_step_fn(fold_step_params(model, config)), spec, cached_layout(config), "numpy")
+
+
+class TensorBoardLog(keras.callbacks.Callback):
+    """Write each epoch's train/test nats per image and bits/dim, learning rate, images/s and a 16-sample grid.
+
+    The step of every summary is the 1-based epoch. Only the chief of a multi-worker run gets this callback.
+    """
+
+    def __init__(self, log_dir: str, config: ModelConfig, train_images: int):
+        super().__init__()
+        self.config, self.train_images = config, train_images
+        self.writer = tf.summary.create_file_writer(log_dir)
+        self._started, self._train_seconds = time.perf_counter(), None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._started, self._train_seconds = time.perf_counter(), None
+
+    def on_test_begin(self, logs=None):
+        if self._train_seconds is None:  # the epoch's training ends where its test pass begins
+            self._train_seconds = time.perf_counter() - self._started
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        seconds = self._train_seconds or (time.perf_counter() - self._started)
+        learning_rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        labels = (np.arange(SAMPLES) % self.config.num_classes) if self.config.num_classes else None
+        images = numpy_cached_sampler(self.model, self.config).sample(SAMPLES, seed=SAMPLE_SEED, labels=labels)
+        grid = to_grid(images, self.config.levels, columns=4)
+        grid = grid[..., None] if grid.ndim == 2 else grid
+        with self.writer.as_default(step=epoch + 1):
+            for split, key in (("train", "loss"), ("test", "val_loss")):
+                value = logs.get(key)
+                if value is not None and math.isfinite(float(value)):
+                    tf.summary.scalar(f"{split}/nats_per_image", nats_per_image(float(value), self.config.dims))
+                    tf.summary.scalar(f"{split}/bits_per_dim", bits_per_dim(float(value)))
+            tf.summary.scalar("learning_rate", learning_rate)
+            tf.summary.scalar("images_per_second", self.train_images / seconds)
+            tf.summary.image("samples", grid[None], max_outputs=1)
+        self.writer.flush()
+
+    def on_train_end(self, logs=None):
+        self.writer.close()
