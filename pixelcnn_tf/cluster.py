@@ -19,6 +19,11 @@ class Task:
     workers: int = 1
     addresses: tuple[str, ...] = ()
     has_chief: bool = False
+    address: str = ""  # this task's own host:port
+
+    @property
+    def peers(self) -> tuple[str, ...]:
+        return tuple(address for address in self.addresses if address != self.address)
 
     @property
     def is_chief(self) -> bool:
@@ -67,7 +72,7 @@ def read_task(raw: str | None = None) -> Task | None:
     if "ps" in cluster:
         raise UserError("TF_CONFIG names parameter servers; train.py trains with MultiWorkerMirroredStrategy (chief/worker only)")
     addresses = tuple(cluster.get("chief", []) + cluster.get("worker", []))
-    return Task(kind, index, len(addresses), addresses, "chief" in cluster)
+    return Task(kind, index, len(addresses), addresses, "chief" in cluster, cluster[kind][index])
 
 
 def local_tpu() -> bool:

@@ -223,6 +223,12 @@ class RunFolder:
             self._lock.close()
             self._lock = None
 
+    def abandon_plan(self) -> dict | None:
+        """What abandon() would remove, for a process that removes it once this one is dead (pixelcnn_tf.watchdog)."""
+        if self.worker or self.epochs_done or not self._created:
+            return None
+        return {"lock": os.path.join(self.path, LOCK_FILE), "folders": list(self._created)}
+
     def abandon(self) -> None:
         """After a failure before any commit: remove the folders this run created, so a refusal leaves nothing."""
         if self.epochs_done == 0 and self._created and not self.worker:

@@ -1,32 +1,9 @@
 """The tf.distribute strategy train.py runs under: one device, MirroredStrategy, MultiWorkerMirroredStrategy or TPU."""
 from __future__ import annotations
 
-import contextlib
-import os
-import sys
-import threading
-
 import tensorflow as tf
 
 from pixelcnn_tf.errors import UserError, first_line
-
-DEFAULT_CONNECT_TIMEOUT = 120.0  # seconds a worker waits for its peers (start-up, first collective) before giving up
-
-
-@contextlib.contextmanager
-def deadline(seconds: float, message: str, prog: str = "train.py"):
-    """Exit the process with one error line if the block has not finished within seconds.
-
-    A collective op or the coordination service waits for absent peers without end (in C++, beyond the reach of
-    Python exceptions), so a missing worker would hang; this ends the process instead, as a run's files allow.
-    """
-    timer = threading.Timer(seconds, lambda: (print(f"{prog}: error: {message}", file=sys.stderr, flush=True), os._exit(2)))
-    timer.daemon = True
-    timer.start()
-    try:
-        yield
-    finally:
-        timer.cancel()
 
 
 def _tpu_strategy(tpu: str | None) -> tf.distribute.Strategy:

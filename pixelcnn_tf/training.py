@@ -1,6 +1,7 @@
 """model.fit with crash-safe per-epoch commits, resume, NaN guard, per-epoch test NLL, precision and tf.distribute."""
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -18,7 +19,8 @@ from pixelcnn_tf.footprint import check_fits
 from pixelcnn_tf.losses import epoch_row
 from pixelcnn_tf.model import build_model
 from pixelcnn_tf.run_folder import BOARD_DIR, MODEL_FILE, RunFolder
-from pixelcnn_tf.strategy import deadline, make_strategy
+from pixelcnn_tf.strategy import make_strategy
+from pixelcnn_tf.watchdog import deadline
 
 
 def cpu_has_bf16() -> bool:
@@ -160,10 +162,14 @@ def train(
 def _fit(config: TrainConfig, run: RunFolder, strategy, verbose, extra_callbacks) -> keras.callbacks.History:
     task = read_task()
     name = resolve_strategy(config.strategy, task, config.tpu)
-    waiting = f"the other workers of TF_CONFIG ({', '.join(task.addresses)})" if task else f"the TPU {config.tpu or ''}"
     # A multi-worker strategy starts before any other TensorFlow op; it and the model's creation (variables start
     # from the chief's values: the first collective step) wait for every peer, without end if one is missing.
-    with deadline(config.connect_timeout, f"{waiting} did not answer within {config.connect_timeout:g} s (--connect-timeout)"):
+    waiting = contextlib.nullcontext()
+    if name in ("multiworker", "tpu"):
+        peers = f"the other workers of TF_CONFIG ({', '.join(task.peers)})" if task else f"the TPU {config.tpu or ''}"
+        message = f"{peers} did not answer within {config.connect_timeout:g} s (--connect-timeout)"
+        waiting = deadline(config.connect_timeout, message, cleanup=run.abandon_plan())
+    with waiting:
         strategy = strategy or make_strategy(name, tpu=config.tpu)
         # A resumed run draws other batches than epoch 1 did, rather than replaying its order.
         keras.utils.set_random_seed(config.seed + run.epochs_done)
