@@ -151,13 +151,17 @@ class RunFolder:
             run._lock.close()
             run._lock = None
             raise UserError(f"another training is writing to {run.path}; wait for it to end or choose another --run-name") from None
-        run._inspect(overwrite)  # again under the lock: another process may have committed meanwhile
-        for name in TEMPORARIES:  # a killed run's leftovers; under the lock no live process owns them
-            _remove(os.path.join(run.path, name))
-        if overwrite:
-            for name in RUN_FILES + (BOARD_DIR,):
+        try:
+            run._inspect(overwrite)  # again under the lock: another process may have committed meanwhile
+            for name in TEMPORARIES:  # a killed run's leftovers; under the lock no live process owns them
                 _remove(os.path.join(run.path, name))
-            run.epochs_done = 0
+            if overwrite:
+                for name in RUN_FILES + (BOARD_DIR,):
+                    _remove(os.path.join(run.path, name))
+                run.epochs_done = 0
+        except BaseException:
+            run.abandon()
+            raise
         return run
 
     def _inspect(self, overwrite: bool) -> None:

@@ -145,6 +145,7 @@ def train(
     if own:
         task = read_task()
         run = RunFolder.open(config, overwrite, worker=bool(task and not task.is_chief))
+    policy = keras.config.dtype_policy()  # set_precision changes a global: give the caller's back afterwards
     try:
         if run.complete:
             history = keras.callbacks.History()
@@ -155,6 +156,7 @@ def train(
         run.abandon()  # a run that never committed leaves no folder behind
         raise
     finally:
+        keras.config.set_dtype_policy(policy)
         if own:
             run.close()
 

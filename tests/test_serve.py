@@ -195,7 +195,7 @@ def test_bad_requests_are_one_line_and_write_nothing(tiny_run, tiny_export, tmp_
     assert "positive" in generate_error(capsys, base + ["--num-images", "0", "--out", str(out)])
     assert "more than" in generate_error(capsys, base + ["--num-images", "1000000", "--out", str(out)])
     assert "does not exist" in generate_error(capsys, base + ["--out", str(tmp_path / "missing" / "x.png")])
-    assert "cannot write" in generate_error(capsys, base + ["--num-images", "1", "--out", "/proc/x.png"])
+    assert "is not writable" in generate_error(capsys, base + ["--num-images", "1", "--out", "/proc/x.png"])
     assert "needs an export directory" in generate_error(capsys, ["--checkpoint", tiny_run, "--backend", "onnx", "--out", str(out)])
     with pytest.raises(SystemExit) as exit_info:
         generate.main(base + ["--backend", "foo", "--out", str(out)])

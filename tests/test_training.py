@@ -60,7 +60,7 @@ def test_killed_run_resumes_and_the_epoch_count_continues(tmp_path, tfds_dir):
         train(config, verbose=0, extra_callbacks=[Crash()])
     assert read_stamp(os.path.join(config.run_dir, "model.keras"))["epoch"] == 1
     history = train(tiny_config(tmp_path, epochs=3), verbose=0)
-    assert len(history.history["loss"]) == 2, "epochs 2 and 3 only: epoch 1 came from the backup"
+    assert len(history.history["loss"]) == 2, "epochs 2 and 3 only: epoch 1 came from the checkpoint"
     with open(os.path.join(config.run_dir, "losses.csv")) as f:
         rows = list(csv.DictReader(f))
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
