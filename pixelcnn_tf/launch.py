@@ -39,11 +39,17 @@ def tf_config(addresses: list[str], index: int) -> str:
     return json.dumps({"cluster": {"worker": addresses}, "task": {"type": "worker", "index": index}})
 
 
+def thread_env(threads: int) -> dict:
+    """Environment variables that hold a TensorFlow process to `threads` CPU threads (its own and oneDNN's pools).
+
+    Two inter-op threads at least: a ring all-reduce waits on one while the step's other ops need another.
+    """
+    return dict(TF_NUM_INTRAOP_THREADS=str(threads), TF_NUM_INTEROP_THREADS=str(max(2, threads)), OMP_NUM_THREADS=str(threads))
+
+
 def worker_env(addresses: list[str], index: int, threads: int) -> dict:
-    """The environment of one worker: its TF_CONFIG and its share of the CPU (TensorFlow's and oneDNN's pools)."""
-    env = dict(os.environ, TF_CONFIG=tf_config(addresses, index))
-    env.update(TF_NUM_INTRAOP_THREADS=str(threads), TF_NUM_INTEROP_THREADS=str(max(2, threads)), OMP_NUM_THREADS=str(threads))
-    return env
+    """The environment of one worker: its TF_CONFIG and its share of the CPU."""
+    return dict(os.environ, TF_CONFIG=tf_config(addresses, index), **thread_env(threads))
 
 
 def _die_with_launcher() -> None:
