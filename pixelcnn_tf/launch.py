@@ -17,6 +17,7 @@ import threading
 import time
 
 from pixelcnn_tf.errors import ArgumentParser, UserError, run_cli
+from pixelcnn_tf.watchdog import die_with_parent
 
 TRAIN = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "train.py")
 LOOPBACK = "127.0.0.1"
@@ -52,16 +53,6 @@ def worker_env(addresses: list[str], index: int, threads: int) -> dict:
     return dict(os.environ, TF_CONFIG=tf_config(addresses, index), **thread_env(threads))
 
 
-def _die_with_launcher() -> None:
-    """In the child, before exec: SIGKILL when the launcher dies, so no worker outlives it waiting for its peers."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass  # not Linux: the launcher's own cleanup still stops the workers
-
-
 def _keep_tail(stream, tail: collections.deque) -> None:
     for line in stream:
         tail.append(line)
@@ -85,7 +76,7 @@ def launch(workers: int, train_args: list[str], threads: int | None = None) -> i
             process = subprocess.Popen(
                 [sys.executable, TRAIN, *train_args], env=worker_env(addresses, index, threads),
                 stdout=None if chief else subprocess.DEVNULL, stderr=None if chief else subprocess.PIPE, text=True,
-                preexec_fn=_die_with_launcher,
+                preexec_fn=die_with_parent,  # no worker outlives the launcher, waiting for its peers
             )
             if not chief:
                 threading.Thread(target=_keep_tail, args=(process.stderr, tail), daemon=True).start()

@@ -22,7 +22,7 @@ def deadline(seconds: float, message: str, cleanup: dict | None = None, prog: st
     done by the watchdog once this process is dead and its lock released.
     """
     spec = json.dumps({"pid": os.getpid(), "seconds": seconds, "message": f"{prog}: error: {message}", "cleanup": cleanup})
-    watchdog = subprocess.Popen([sys.executable, "-m", "pixelcnn_tf.watchdog", spec], preexec_fn=_die_with_parent,
+    watchdog = subprocess.Popen([sys.executable, "-m", "pixelcnn_tf.watchdog", spec], preexec_fn=die_with_parent,
                                 cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     try:
         yield
@@ -31,8 +31,8 @@ def deadline(seconds: float, message: str, cleanup: dict | None = None, prog: st
         watchdog.wait()
 
 
-def _die_with_parent(signal_number: int = signal.SIGKILL) -> None:
-    """PR_SET_PDEATHSIG: the watchdog never outlives an ended training (0: it may, to clean up after killing it)."""
+def die_with_parent(signal_number: int = signal.SIGKILL) -> None:
+    """In a child process: get signal_number when the parent dies (Linux PR_SET_PDEATHSIG; 0 turns it off)."""
     try:
         import ctypes
 
@@ -46,7 +46,7 @@ def _watch(spec: dict) -> int:
     time.sleep(spec["seconds"])
     if os.getppid() != parent:  # the training ended meanwhile
         return 0
-    _die_with_parent(0)
+    die_with_parent(0)
     print(spec["message"], file=sys.stderr, flush=True)  # first: the caller's shell returns once the training is dead
     os.kill(parent, signal.SIGKILL)
     while os.getppid() == parent:  # reparented once the training is dead (its lock released)
