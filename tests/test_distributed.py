@@ -183,3 +183,19 @@ def test_an_unreachable_peer_is_one_line_after_the_timeout_not_a_hang(tmp_path, 
     assert time.monotonic() - started < 120
     time.sleep(0.5)  # the watchdog removes the folder the killed run had created once the run is dead
     assert not os.path.exists(tmp_path / "models")
+
+
+def test_the_chief_is_task_chief_or_worker_0_of_a_cluster_without_one():
+    from pixelcnn_tf.cluster import read_task
+    from pixelcnn_tf.launch import tf_config
+
+    def task(cluster, kind, index):
+        return read_task(json.dumps({"cluster": cluster, "task": {"type": kind, "index": index}}))
+
+    workers = {"worker": ["a:1", "b:1"]}
+    assert [task(workers, "worker", i).is_chief for i in (0, 1)] == [True, False]
+    with_chief = {"chief": ["c:1"], "worker": ["a:1", "b:1"]}
+    assert task(with_chief, "chief", 0).is_chief and not task(with_chief, "worker", 0).is_chief
+    assert task(with_chief, "worker", 1).peers == ("c:1", "a:1") and task(with_chief, "worker", 1).workers == 3
+    launched = read_task(tf_config(["127.0.0.1:5000", "127.0.0.1:5001"], 1))
+    assert (launched.index, launched.address, launched.is_chief) == (1, "127.0.0.1:5001", False)
