@@ -38,13 +38,14 @@ def numpy_cached_sampler(model: keras.Model, config: ModelConfig) -> CachedSampl
 class TensorBoardLog(keras.callbacks.Callback):
     """Write each epoch's train/test nats per image and bits/dim, learning rate, images/s and a 16-sample grid.
 
-    The step of every summary is the 1-based epoch. Only the chief of a multi-worker run gets this callback.
+    The step of every summary is the 1-based epoch. Only the chief of a multi-worker run gets this callback. The
+    writer (and its folder) starts at the first epoch's end, after the commit: a run that fails before leaves nothing.
     """
 
     def __init__(self, log_dir: str, config: ModelConfig, train_images: int):
         super().__init__()
-        self.config, self.train_images = config, train_images
-        self.writer = tf.summary.create_file_writer(log_dir)
+        self.log_dir, self.config, self.train_images = log_dir, config, train_images
+        self.writer = None
         self._started, self._train_seconds = time.perf_counter(), None
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -56,22 +57,24 @@ class TensorBoardLog(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
+        if not all(math.isfinite(float(logs.get(key, math.nan))) for key in ("loss", "val_loss")):
+            return  # an epoch CommitEpoch did not commit either (TerminateOnNaN ends the run)
         seconds = self._train_seconds or (time.perf_counter() - self._started)
         learning_rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
         labels = (np.arange(SAMPLES) % self.config.num_classes) if self.config.num_classes else None
         images = numpy_cached_sampler(self.model, self.config).sample(SAMPLES, seed=SAMPLE_SEED, labels=labels)
         grid = to_grid(images, self.config.levels, columns=4)
         grid = grid[..., None] if grid.ndim == 2 else grid
+        self.writer = self.writer or tf.summary.create_file_writer(self.log_dir)
         with self.writer.as_default(step=epoch + 1):
             for split, key in (("train", "loss"), ("test", "val_loss")):
-                value = logs.get(key)
-                if value is not None and math.isfinite(float(value)):
-                    tf.summary.scalar(f"{split}/nats_per_image", nats_per_image(float(value), self.config.dims))
-                    tf.summary.scalar(f"{split}/bits_per_dim", bits_per_dim(float(value)))
+                tf.summary.scalar(f"{split}/nats_per_image", nats_per_image(float(logs[key]), self.config.dims))
+                tf.summary.scalar(f"{split}/bits_per_dim", bits_per_dim(float(logs[key])))
             tf.summary.scalar("learning_rate", learning_rate)
             tf.summary.scalar("images_per_second", self.train_images / seconds)
             tf.summary.image("samples", grid[None], max_outputs=1)
         self.writer.flush()
 
     def on_train_end(self, logs=None):
-        self.writer.close()
+        if self.writer:
+            self.writer.close()

@@ -39,7 +39,7 @@ def test_a_few_dozen_steps_lower_the_loss(tmp_path, tfds_dir):
     assert len(history.history["loss"]) == 1
     model = keras.models.load_model(os.path.join(config.run_dir, "model.keras"), compile=False)
     fresh = keras.Model.from_config(model.get_config())
-    _, test = datasets(config)
+    _, test, _ = datasets(config)
     inputs, targets = next(iter(test))
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     trained_loss = float(loss(targets, model(inputs, training=False)))
