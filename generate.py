@@ -77,7 +77,7 @@ def load_sampler(path: str | None, backend: str | None, sampler: str = "naive"):
     """
     from serve import Sampler
     from serve.metadata import is_export_dir, read_metadata
-    from serve.step_runtimes import step_artifact
+    from serve.step_loader import step_artifact
 
     fallback = None
     if not (path and is_export_dir(path)):
@@ -95,11 +95,7 @@ def load_sampler(path: str | None, backend: str | None, sampler: str = "naive"):
         from pixelcnn_tf.generation import keras_sampler
 
         model, config, run_dir = load_checkpoint(path)
-        if sampler == "cached":
-            from pixelcnn_tf.cached import keras_cached_sampler
-
-            return keras_cached_sampler(model, config.model), run_dir, None
-        return keras_sampler(model, config.model), run_dir, None
+        return keras_sampler(model, config.model, sampler), run_dir, None
     backend = backend or "onnx"
     if backend in TENSORFLOW_BACKENDS:
         import_tensorflow_quietly()

@@ -25,7 +25,7 @@ def parse_args(argv):
     parser.add_argument("--backends", default=",".join(BACKENDS), help=f"cached-sampling backends (default {','.join(BACKENDS)})")
     parser.add_argument("--min-seconds", type=float, default=3.0,
                         help="time forward passes and naive steps for at least this long (default 3; at least 2 calls)")
-    parser.add_argument("--threads", type=int, help="ONNX Runtime / LiteRT threads (default: theirs)")
+    parser.add_argument("--threads", type=int, help="ONNX Runtime / LiteRT threads (default: serve's, per step part)")
     parser.add_argument("--json", help="also write the figures here")
     args = parser.parse_args(argv)
     args.backends = [b for b in args.backends.split(",") if b]
@@ -46,51 +46,27 @@ def timed(fn, min_seconds: float) -> tuple[float, int]:
 
 
 def step_fns(backends, model, config, threads, workdir):
-    """backend -> the cached sampler's step (a StepFn for the seed architecture, a GatedStep for the gated one)."""
-    if config.architecture == "gated":
-        return gated_step_fns(backends, model, config, threads, workdir)
-    from pixelcnn_tf.cached import build_step_model, export_step_model, fold_step_params, keras_step_fn
-    from serve.cached import numpy_step_fn
-    from serve.step_runtimes import onnx_step_fn, tflite_step_fn
+    """backend -> the cached sampler's step (whatever the architecture's loop calls), through the architecture table."""
+    from export.step import convert_step_model
+    from pixelcnn_tf.generation import keras_sampler
+    from pixelcnn_tf.model import architecture, step_params
+    from serve.runtime import RUNTIMES
 
-    step_model = build_step_model(model, config)
-    fns = {}
-    exported = {}
-    formats = [b for b in backends if b in ("onnx", "tflite")]
-    if formats:
-        exported = export_step_model(step_model, workdir, formats=formats)
-    for backend in backends:
-        if backend == "keras":
-            fns[backend] = keras_step_fn(step_model)
-        elif backend == "numpy":
-            fns[backend] = numpy_step_fn(fold_step_params(model, config))
-        elif backend == "onnx":
-            fns[backend] = onnx_step_fn(exported["onnx"], threads)
-        else:
-            fns[backend] = tflite_step_fn(exported["tflite"], threads)
-    return fns
-
-
-def gated_step_fns(backends, model, config, threads, workdir):
-    from pixelcnn_tf.cached import export_step_model
-    from pixelcnn_tf.gated_cached import build_pixel_step_model, build_row_step_model, fold_gated_params, keras_gated_step
-    from serve.gated_cached import numpy_gated_step, step_from_runners
-    from serve.step_runtimes import RUNNERS
-
-    params = fold_gated_params(model, config)
-    models = {"pixel": build_pixel_step_model(params, config), "row": build_row_step_model(params, config)}
-    formats = [b for b in backends if b in RUNNERS]
-    exported = {part: export_step_model(m, os.path.join(workdir, part), formats=formats) for part, m in models.items()} if formats else {}
+    entry = architecture(config)
+    params = step_params(model, config)
+    kinds = [b for b in backends if b in RUNTIMES]
+    exported = {part: convert_step_model(m, os.path.join(workdir, "saved"), workdir, part, kinds)
+                for part, m in entry.step_models(params, config).items()} if kinds else {}
     fns = {}
     for backend in backends:
         if backend == "keras":
-            fns[backend] = keras_gated_step(models["pixel"], models["row"])
+            fns[backend] = keras_sampler(model, config, "cached").step
         elif backend == "numpy":
-            fns[backend] = numpy_gated_step(params)
+            fns[backend] = entry.cached.numpy_step(params)
         else:
-            runs = {part: RUNNERS[backend](exported[part][backend], threads) for part in models}
-            fns[backend] = step_from_runners(runs["pixel"], runs["row"], num_layers=config.num_layers,
-                                             conditional=bool(config.num_classes))
+            runners = {part: RUNTIMES[backend](paths[backend], entry.cached.threads[part] if threads is None else threads)
+                       for part, paths in exported.items()}
+            fns[backend] = entry.cached.from_runners(runners, config.num_layers, bool(config.num_classes))
     return fns
 
 
@@ -131,7 +107,7 @@ def bench_batch(args, m, logits_fn, fns, batch: int) -> dict:
     """Forward, naive (extrapolated) and cached timings at one batch size; prints its table."""
     import numpy as np
 
-    from pixelcnn_tf.cached import cached_layout
+    from pixelcnn_tf.model import cached_layout
     from serve.cached import sample_cached
     from serve.sampling import draw, uniforms
 

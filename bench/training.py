@@ -29,6 +29,7 @@ def main(argv=None) -> int:
     from pixelcnn_tf.config import preset
     from pixelcnn_tf.model import build_model
     from pixelcnn_tf.training import compile_model, set_precision
+    from serve.names import IMAGE, LABEL
 
     config = preset(args.preset)
     batch = args.batch_size or config.batch_size
@@ -37,9 +38,9 @@ def main(argv=None) -> int:
     m = config.model
     rng = np.random.default_rng(0)
     targets = rng.integers(0, m.levels, (batch, m.height, m.width, m.channels)).astype(np.int32)
-    inputs = {"image": tf.constant(targets.astype(np.float32))}
+    inputs = {IMAGE: tf.constant(targets.astype(np.float32))}
     if m.num_classes:
-        inputs["label"] = tf.constant(rng.integers(0, m.num_classes, batch).astype(np.int32))
+        inputs[LABEL] = tf.constant(rng.integers(0, m.num_classes, batch).astype(np.int32))
     ds = tf.data.Dataset.from_tensors((inputs, tf.constant(targets))).repeat()
     model.fit(ds, steps_per_epoch=args.warmup, epochs=1, verbose=0, shuffle=False)
     start = time.perf_counter()

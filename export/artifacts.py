@@ -9,6 +9,8 @@ import numpy as np
 import tensorflow as tf
 
 from serve.metadata import file_sha256
+from serve.names import IMAGE, LABEL, LOGITS
+from serve.runtime import onnx_runner, tflite_runner
 
 SAVED_MODEL_DIR = "saved_model"
 SIGNATURE = "serving_default"
@@ -25,9 +27,9 @@ def tflite_file(quantization: str | None) -> str:
 
 
 def _roles(names: list[str], conditional: bool, where: str) -> dict:
-    """Map the roles image/label to a runtime's tensor names, which converters decorate (serving_default_image:0)."""
+    """Map the roles image/label to a runtime's tensor names, which converters may decorate (image:0)."""
     roles = {}
-    for role in ("image", "label") if conditional else ("image",):
+    for role in (IMAGE, LABEL) if conditional else (IMAGE,):
         matches = [name for name in names if role in name]
         if len(matches) != 1:
             raise ExportFailed(f"{where}: cannot tell the {role} input among {names}")
@@ -49,8 +51,8 @@ def write_saved_model(model, directory: str, conditional: bool) -> dict:
     signature = tf.saved_model.load(path).signatures[SIGNATURE]
     _, inputs = signature.structured_input_signature
     outputs = list(signature.structured_outputs)
-    if len(outputs) != 1 or inputs["image"].shape[0] is not None:
-        raise ExportFailed(f"{path}: expected one output and a dynamic batch axis, got {outputs} and {inputs['image'].shape}")
+    if len(outputs) != 1 or inputs[IMAGE].shape[0] is not None:
+        raise ExportFailed(f"{path}: expected one output and a dynamic batch axis, got {outputs} and {inputs[IMAGE].shape}")
     size = sum(os.path.getsize(os.path.join(root, name)) for root, _, names in os.walk(path) for name in names)
     return {
         "kind": "saved_model",
@@ -58,17 +60,17 @@ def write_saved_model(model, directory: str, conditional: bool) -> dict:
         "bytes": size,
         "signature": SIGNATURE,
         "inputs": _roles(sorted(inputs), conditional, path),
-        "outputs": {"logits": outputs[0]},
+        "outputs": {LOGITS: outputs[0]},
     }
 
 
-def write_tflite(directory: str, conditional: bool, quantization: str | None = None, representative=None) -> dict:
-    """TFLite from the SavedModel, builtin ops only (the plain LiteRT interpreter runs it), float32 in and out.
+def convert_tflite(saved_model: str, path: str, quantization: str | None = None, representative=None) -> None:
+    """TFLite from a SavedModel, builtin ops only (the plain LiteRT interpreter runs it), float32 in and out.
 
     quantization: None (float32), "float16" (weights), "dynamic" (int8 weights, float activations) or
     "int8" (weights and activations, calibrated on representative(); float fallback keeps float I/O).
     """
-    converter = tf.lite.TFLiteConverter.from_saved_model(os.path.join(directory, SAVED_MODEL_DIR))
+    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if quantization:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -80,31 +82,15 @@ def write_tflite(directory: str, conditional: bool, quantization: str | None = N
         flatbuffer = converter.convert()
     except Exception as e:  # the converter raises ConverterError with a page of MLIR diagnostics
         raise ExportFailed(f"TFLite conversion ({quantization or 'float32'}) failed: {str(e).strip().splitlines()[0]}") from None
-    filename = tflite_file(quantization)
-    with open(os.path.join(directory, filename), "wb") as f:
+    with open(path, "wb") as f:
         f.write(flatbuffer)
 
-    from ai_edge_litert.interpreter import Interpreter
 
-    interpreter = Interpreter(model_path=os.path.join(directory, filename))
-    inputs, outputs = interpreter.get_input_details(), interpreter.get_output_details()
-    if any(d["shape_signature"][0] != -1 for d in inputs) or len(outputs) != 1:
-        raise ExportFailed(f"{filename}: the converter fixed the batch axis or split the output: {[list(d['shape_signature']) for d in inputs]}")
-    entry = _file_entry("tflite", directory, filename)
-    entry.update(
-        quantization=quantization or "none",
-        inputs=_roles([d["name"] for d in inputs], conditional, filename),
-        outputs={"logits": outputs[0]["name"]},
-    )
-    return entry
-
-
-def write_onnx(directory: str, conditional: bool) -> dict:
-    """ONNX through the tf2onnx command line over the SavedModel (its from_keras path breaks on Keras 3)."""
-    path = os.path.join(directory, ONNX_FILE)
+def convert_onnx(saved_model: str, path: str) -> None:
+    """ONNX through the tf2onnx command line over a SavedModel's serving signature (its from_keras path breaks on Keras 3)."""
     command = [
         sys.executable, "-m", "tf2onnx.convert",
-        "--saved-model", os.path.join(directory, SAVED_MODEL_DIR),
+        "--saved-model", saved_model,
         "--signature_def", SIGNATURE,
         "--opset", str(ONNX_OPSET),
         "--output", path,
@@ -116,17 +102,40 @@ def write_onnx(directory: str, conditional: bool) -> dict:
         errors = [line for line in lines if "Error" in line or "ERROR" in line]
         raise ExportFailed(f"tf2onnx failed (exit {result.returncode}): {(errors or lines)[-1].strip()}")
 
-    import onnxruntime as ort
 
+def _runner(open_runner, path: str, what: str):
+    """The fresh file through serve's own runtime layer: the converter wrote something serve can run."""
     try:
-        session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-    except Exception as e:  # onnxruntime's own exception types: the converter wrote a graph it cannot run
-        raise ExportFailed(f"onnxruntime cannot load the converted {ONNX_FILE}: {str(e).splitlines()[0]}") from None
-    inputs, outputs = session.get_inputs(), session.get_outputs()
-    if any(isinstance(i.shape[0], int) for i in inputs) or len(outputs) != 1:
-        raise ExportFailed(f"{ONNX_FILE}: expected a dynamic batch axis and one output, got {[i.shape for i in inputs]}")
-    entry = _file_entry("onnx", directory, ONNX_FILE)
-    entry.update(opset=ONNX_OPSET, inputs=_roles([i.name for i in inputs], conditional, ONNX_FILE), outputs={"logits": outputs[0].name})
+        return open_runner(path)
+    except Exception as e:  # ServeError from the runtime layer
+        raise ExportFailed(f"{what} cannot load the converted {os.path.basename(path)}: {e}") from None
+
+
+def _full_model_entry(kind: str, directory: str, filename: str, runner, conditional: bool) -> dict:
+    dynamic = all(not isinstance(shape[0], int) or shape[0] < 0 for shape in runner.inputs.values())
+    if not dynamic or len(runner.outputs) != 1:
+        raise ExportFailed(f"{filename}: expected a dynamic batch axis and one output, got {runner.inputs} -> {list(runner.outputs)}")
+    entry = _file_entry(kind, directory, filename)
+    entry.update(inputs=_roles(sorted(runner.inputs), conditional, filename), outputs={LOGITS: next(iter(runner.outputs))})
+    return entry
+
+
+def write_tflite(directory: str, conditional: bool, quantization: str | None = None, representative=None) -> dict:
+    """The full model as TFLite (convert_tflite); tensor names are its serving signature's."""
+    filename = tflite_file(quantization)
+    convert_tflite(os.path.join(directory, SAVED_MODEL_DIR), os.path.join(directory, filename), quantization, representative)
+    runner = _runner(tflite_runner, os.path.join(directory, filename), "LiteRT")
+    entry = _full_model_entry("tflite", directory, filename, runner, conditional)
+    entry["quantization"] = quantization or "none"
+    return entry
+
+
+def write_onnx(directory: str, conditional: bool) -> dict:
+    """The full model as ONNX (convert_onnx)."""
+    convert_onnx(os.path.join(directory, SAVED_MODEL_DIR), os.path.join(directory, ONNX_FILE))
+    runner = _runner(onnx_runner, os.path.join(directory, ONNX_FILE), "onnxruntime")
+    entry = _full_model_entry("onnx", directory, ONNX_FILE, runner, conditional)
+    entry["opset"] = ONNX_OPSET
     return entry
 
 
@@ -134,9 +143,9 @@ def representative_dataset(images: np.ndarray, labels: np.ndarray | None):
     """int8 calibration batches of one real training image each, in the serving signature's input names."""
     def generate():
         for index in range(len(images)):
-            batch = {"image": images[index : index + 1].astype(np.float32)}
+            batch = {IMAGE: images[index : index + 1].astype(np.float32)}
             if labels is not None:
-                batch["label"] = labels[index : index + 1]
+                batch[LABEL] = labels[index : index + 1]
             yield batch
 
     return generate

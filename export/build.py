@@ -57,7 +57,9 @@ def metadata(config: TrainConfig, run_dir: str, artifacts: dict, step: dict | No
         "output": f"float32 logits (batch, {m.height}, {m.width}, {m.channels}, {m.levels}); softmax over the last axis",
         "dataset": config.dataset,
         "model_config": to_dict(m),
-        "source": {"checkpoint": os.path.abspath(run_dir), "model_sha256": file_sha256(os.path.join(run_dir, MODEL_FILE))},
+        # The run's name, not its path: an absolute path of the training machine means nothing where the export goes.
+        "source": {"run": os.path.basename(os.path.normpath(os.path.abspath(run_dir))), "model_file": MODEL_FILE,
+                   "model_sha256": file_sha256(os.path.join(run_dir, MODEL_FILE))},
         "pixelcnn_tf_version": pixelcnn_tf.__version__,
         "artifacts": artifacts,
         # Cached sampling's one-position model (export/step.py); null for an architecture that has none.

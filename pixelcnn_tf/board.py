@@ -8,31 +8,27 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from pixelcnn_tf.cached import cached_layout, fold_step_params
 from pixelcnn_tf.config import ModelConfig
 from pixelcnn_tf.losses import bits_per_dim, nats_per_image
+from pixelcnn_tf.model import architecture, cached_layout, has_step_model, step_params
 from pixelcnn_tf.run_folder import BOARD_DIR  # noqa: F401  (re-exported: where a run's event files go)
-from serve.cached import CachedSampler, numpy_step_fn
 from serve.metadata import ModelSpec
+from serve.sampler import Sampler
 from serve.sampling import to_grid
 
 SAMPLES = 16
 SAMPLE_SEED = 0  # the same draws every epoch, so the grid shows the model changing, not the noise
 
 
-def numpy_cached_sampler(model: keras.Model, config: ModelConfig) -> CachedSampler:
-    """The cached sampler over the model's current weights, folded to numpy arrays.
+def numpy_cached_sampler(model: keras.Model, config: ModelConfig) -> Sampler:
+    """The cached sampler over the model's current weights, folded to numpy (serve's numpy step).
 
-    numpy rather than keras_cached_sampler: a step model built inside model.fit would create variables under
-    the training's tf.distribute strategy, which on several workers waits for the others to create them too.
+    numpy rather than Keras step models: building those inside model.fit would create variables under the
+    training's tf.distribute strategy, which on several workers waits for the others to create them too.
     """
     spec = ModelSpec(config.height, config.width, config.channels, config.levels, config.num_classes)
-    if config.architecture == "gated":
-        from pixelcnn_tf.gated_cached import fold_gated_params
-        from serve.gated_cached import numpy_gated_step
-
-        return CachedSampler(numpy_gated_step(fold_gated_params(model, config)), spec, cached_layout(config), "numpy")
-    return CachedSampler(numpy_step_fn(fold_step_params(model, config)), spec, cached_layout(config), "numpy")
+    step = architecture(config).cached.numpy_step(step_params(model, config))
+    return Sampler(None, spec, "numpy", step=step, layout=cached_layout(config))
 
 
 class TensorBoardLog(keras.callbacks.Callback):
@@ -61,10 +57,6 @@ class TensorBoardLog(keras.callbacks.Callback):
             return  # an epoch CommitEpoch did not commit either (TerminateOnNaN ends the run)
         seconds = self._train_seconds or (time.perf_counter() - self._started)
         learning_rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-        labels = (np.arange(SAMPLES) % self.config.num_classes) if self.config.num_classes else None
-        images = numpy_cached_sampler(self.model, self.config).sample(SAMPLES, seed=SAMPLE_SEED, labels=labels)
-        grid = to_grid(images, self.config.levels, columns=4)
-        grid = grid[..., None] if grid.ndim == 2 else grid
         self.writer = self.writer or tf.summary.create_file_writer(self.log_dir)
         with self.writer.as_default(step=epoch + 1):
             for split, key in (("train", "loss"), ("test", "val_loss")):
@@ -72,8 +64,15 @@ class TensorBoardLog(keras.callbacks.Callback):
                 tf.summary.scalar(f"{split}/bits_per_dim", bits_per_dim(float(logs[key])))
             tf.summary.scalar("learning_rate", learning_rate)
             tf.summary.scalar("images_per_second", self.train_images / seconds)
-            tf.summary.image("samples", grid[None], max_outputs=1)
+            if has_step_model(self.config):  # a gated model with kernel_size 1 has no cached sampling
+                tf.summary.image("samples", self._samples()[None], max_outputs=1)
         self.writer.flush()
+
+    def _samples(self) -> np.ndarray:
+        labels = (np.arange(SAMPLES) % self.config.num_classes) if self.config.num_classes else None
+        images = numpy_cached_sampler(self.model, self.config).sample(SAMPLES, seed=SAMPLE_SEED, labels=labels)
+        grid = to_grid(images, self.config.levels, columns=4)
+        return grid[..., None] if grid.ndim == 2 else grid
 
     def on_train_end(self, logs=None):
         if self.writer:

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 
 from pixelcnn_tf.errors import UserError
 from pixelcnn_tf.files import write_json_atomic
+from serve.cached import ARCHITECTURES  # the one table of architecture names (pixelcnn_tf/model.py mirrors it)
 
-ARCHITECTURES = ("pixelcnn", "gated")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 LR_SCHEDULES = ("constant", "cosine")
 STRATEGIES = ("auto", "one", "mirrored", "multiworker", "tpu")

@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from pixelcnn_tf.datasets import DATASETS, DatasetSpec, dataset_spec  # noqa: F401  (re-exported)
 from pixelcnn_tf.errors import UserError, first_line
+from serve.names import IMAGE, LABEL
 
 # The fixed seed of the test split's binarization: every run scores the very same binary test images.
 TEST_BINARIZATION_SEED = 1234
@@ -128,9 +129,9 @@ def fit_dataset(
         ds = ds.shuffle(10_000, seed=seed, reshuffle_each_iteration=True)
 
     def to_keras(images, labels):
-        inputs = {"image": tf.cast(images, tf.float32)}
+        inputs = {IMAGE: tf.cast(images, tf.float32)}
         if conditional:
-            inputs["label"] = labels
+            inputs[LABEL] = labels
         return inputs, images
 
     return ds.batch(batch_size).map(to_keras, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)

@@ -6,7 +6,7 @@ import numpy as np
 
 from pixelcnn_tf.config import ModelConfig
 from pixelcnn_tf.layers import MaskedConv2D, channel_groups
-from pixelcnn_tf.model import IMAGE_INPUT, LABEL_INPUT, label_bias, logits_head, model_inputs, scale_levels
+from pixelcnn_tf.parts import IMAGE_INPUT, LABEL_INPUT, label_bias, logits_head, model_inputs, scale_levels
 
 
 def gate_groups(num_features: int, image_channels: int, halves: int = 1) -> np.ndarray:

@@ -4,16 +4,12 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from pixelcnn_tf.cached import compiled_runner
 from pixelcnn_tf.config import ModelConfig
 from pixelcnn_tf.errors import UserError
 from pixelcnn_tf.gated import GatedActivation, row_mask
 from pixelcnn_tf.layers import causal_mask
-from serve.gated_cached import GatedStep, step_from_runners
-
-LABEL_INPUT = "label"
-LOGITS_OUTPUT = "logits"
-FLOAT32 = "float32"
+from pixelcnn_tf.parts import FLOAT32, LABEL_INPUT, LOGITS_OUTPUT, folded_rescaling
+from serve.names import ABOVE, BAND, FEATURES, VERTICAL, WINDOW, indexed
 
 
 def _weights(layer, mask=None) -> tuple[np.ndarray, np.ndarray]:
@@ -39,15 +35,7 @@ def fold_gated_params(model: keras.Model, config: ModelConfig) -> dict[str, np.n
     skip_kernel_n and out_kernel_n (F, F) with biases (no out_ for the last layer: its output feeds nothing); v_/h_embedding_n (classes, 2F) when conditional. Layer 0 reads raw level
     indices (the Rescaling folded in). Then final_kernel/bias (the ReLU'd 1x1 out_conv) and head_kernel/bias.
     """
-    config.validate()
-    if config.architecture != "gated":
-        raise UserError(f"fold_gated_params needs the 'gated' architecture, not {config.architecture!r}")
-    if config.kernel_size < 3:
-        raise UserError(f"cached gated sampling needs kernel_size >= 3, got {config.kernel_size}; use --sampler naive")
-    rescale = model.get_layer("scale")
-    scale, offset = float(rescale.scale), float(rescale.offset)
-    if abs(-offset / scale - (config.levels - 1) / 2) > 1e-3:
-        raise UserError(f"the model's Rescaling maps level {-offset / scale} to 0, not (levels-1)/2; wrong config?")
+    scale, offset = folded_rescaling(model, config)
     r, c = config.kernel_size // 2, config.channels
     params: dict[str, np.ndarray] = {}
     for n in range(config.num_layers):
@@ -105,15 +93,15 @@ def build_pixel_step_model(params: dict, config: ModelConfig) -> keras.Model:
     outputs features_n (B, F) for n < L-1 and logits (B, C, levels).
     """
     f, rows, L = config.filters, config.kernel_size // 2 + 1, config.num_layers
-    inputs = {f"window_{n}": keras.Input((rows, config.channels if n == 0 else f), name=f"window_{n}") for n in range(L)}
-    inputs.update({f"above_{n}": keras.Input((2 * f,), name=f"above_{n}") for n in range(L)})
+    inputs = {indexed(WINDOW, n): keras.Input((rows, config.channels if n == 0 else f), name=indexed(WINDOW, n)) for n in range(L)}
+    inputs.update({indexed(ABOVE, n): keras.Input((2 * f,), name=indexed(ABOVE, n)) for n in range(L)})
     if config.num_classes:
         inputs[LABEL_INPUT] = keras.Input((), dtype="int32", name=LABEL_INPUT)
     outputs, skips, x = {}, [], None
     for n in range(L):
-        window = inputs[f"window_{n}"]
+        window = inputs[indexed(WINDOW, n)]
         flat = keras.layers.Reshape((rows * window.shape[-1],), dtype=FLOAT32, name=f"flatten_{n}")(window)
-        terms = [_dense(2 * f, params[f"h_kernel_{n}"], params[f"h_bias_{n}"], f"row_{n}", flat), inputs[f"above_{n}"]]
+        terms = [_dense(2 * f, params[f"h_kernel_{n}"], params[f"h_bias_{n}"], f"row_{n}", flat), inputs[indexed(ABOVE, n)]]
         if n:
             terms.append(_dense(2 * f, params[f"h_centre_{n}"], None, f"centre_{n}", x))
         if config.num_classes:
@@ -122,7 +110,7 @@ def build_pixel_step_model(params: dict, config: ModelConfig) -> keras.Model:
         skips.append(_dense(f, params[f"skip_kernel_{n}"], params[f"skip_bias_{n}"], f"skip_{n}", gated))
         if n == L - 1:
             break  # the last layer's horizontal output feeds nothing, only its skip does
-        name = f"features_{n}"
+        name = indexed(FEATURES, n)
         out = _dense(f, params[f"out_kernel_{n}"], params[f"out_bias_{n}"], f"out_{n}" if n else name, gated)
         x = keras.layers.Add(dtype=FLOAT32, name=name)([x, out]) if n else out  # residual from layer 1 on
         outputs[name] = x
@@ -141,38 +129,31 @@ def build_row_step_model(params: dict, config: ModelConfig) -> keras.Model:
     conditional; outputs vertical_n (B, W, F) for n < L-1 and above_n (B, W, 2F) for every layer.
     """
     f, r, w, L = config.filters, config.kernel_size // 2, config.width, config.num_layers
-    inputs = {"band_0": keras.Input((r + 1, w + 2 * r, config.channels), name="band_0")}
-    inputs.update({f"band_{n}": keras.Input((r, w + 2 * r, f), name=f"band_{n}") for n in range(1, L)})
+    inputs = {indexed(BAND, 0): keras.Input((r + 1, w + 2 * r, config.channels), name=indexed(BAND, 0))}
+    inputs.update({indexed(BAND, n): keras.Input((r, w + 2 * r, f), name=indexed(BAND, n)) for n in range(1, L)})
     if config.num_classes:
         inputs[LABEL_INPUT] = keras.Input((), dtype="int32", name=LABEL_INPUT)
-    outputs, band, vertical = {}, inputs["band_0"], None
+    outputs, band, vertical = {}, inputs[indexed(BAND, 0)], None
     for n in range(L):
         if n:
             new_row = keras.layers.Reshape((1, w, f), dtype=FLOAT32, name=f"new_row_{n}")(vertical)
             new_row = keras.layers.ZeroPadding2D(((0, 0), (r, r)), dtype=FLOAT32, name=f"pad_{n}")(new_row)
-            band = keras.layers.Concatenate(axis=1, dtype=FLOAT32, name=f"band_{n}_full")([inputs[f"band_{n}"], new_row])
+            band = keras.layers.Concatenate(axis=1, dtype=FLOAT32, name=f"band_{n}_full")([inputs[indexed(BAND, n)], new_row])
         conv = keras.layers.Conv2D(2 * f, (r + 1, config.kernel_size), dtype=FLOAT32, name=f"v_conv_{n}")
         pre = keras.layers.Reshape((w, 2 * f), dtype=FLOAT32, name=f"v_pre_{n}")(conv(band))
         conv.set_weights([params[f"v_kernel_{n}"], params[f"v_bias_{n}"]])
-        outputs[f"above_{n}"] = _dense(2 * f, params[f"link_kernel_{n}"], None, f"above_{n}", pre)
+        outputs[indexed(ABOVE, n)] = _dense(2 * f, params[f"link_kernel_{n}"], None, indexed(ABOVE, n), pre)
         if n == L - 1:
             break  # the last layer's vertical output feeds nothing
         if config.num_classes:
             bias = _embedding(params, f"v_embedding_{n}", inputs[LABEL_INPUT], f"v_embedding_{n}")
             bias = keras.layers.Reshape((1, 2 * f), dtype=FLOAT32, name=f"v_label_{n}")(bias)
             pre = keras.layers.Add(dtype=FLOAT32, name=f"v_conditioned_{n}")([pre, bias])
-        vertical = GatedActivation(dtype=FLOAT32, name=f"vertical_{n}")(pre)
-        outputs[f"vertical_{n}"] = vertical
+        vertical = GatedActivation(dtype=FLOAT32, name=indexed(VERTICAL, n))(pre)
+        outputs[indexed(VERTICAL, n)] = vertical
     return keras.Model(inputs, outputs, name="gated_row_step")
 
 
-def build_gated_step_models(model: keras.Model, config: ModelConfig) -> tuple[keras.Model, keras.Model]:
-    params = fold_gated_params(model, config)
-    return build_pixel_step_model(params, config), build_row_step_model(params, config)
-
-
-def keras_gated_step(pixel_model: keras.Model, row_model: keras.Model, jit_compile: bool = True) -> GatedStep:
-    """serve.gated_cached step functions over the two Keras step models."""
-    return step_from_runners(compiled_runner(pixel_model, jit_compile), compiled_runner(row_model, False),
-                             num_layers=len([n for n in pixel_model.input if n.startswith("window_")]),
-                             conditional=LABEL_INPUT in pixel_model.input)
+def gated_step_models(params: dict, config: ModelConfig) -> dict[str, keras.Model]:
+    """{"pixel": ..., "row": ...}: the two step models serve/gated_cached.py runs."""
+    return {"pixel": build_pixel_step_model(params, config), "row": build_row_step_model(params, config)}

@@ -1,81 +1,71 @@
-"""Builders that turn a ModelConfig into a named functional keras.Model with a per-sub-pixel softmax head."""
+"""The architecture table (TensorFlow side): how each architecture builds, folds and exports its step models."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable
+
 import keras
+import numpy as np
 
 from pixelcnn_tf.config import ModelConfig
-from pixelcnn_tf.layers import MaskedConv2D
-
-IMAGE_INPUT = "image"
-LABEL_INPUT = "label"
-LOGITS_OUTPUT = "logits"
-
-
-def model_inputs(config: ModelConfig) -> dict:
-    """Keras inputs: 'image' holds level indices 0..levels-1 as float32; 'label' an int class id."""
-    inputs = {IMAGE_INPUT: keras.Input((config.height, config.width, config.channels), name=IMAGE_INPUT)}
-    if config.num_classes:
-        inputs[LABEL_INPUT] = keras.Input((), dtype="int32", name=LABEL_INPUT)
-    return inputs
+from pixelcnn_tf.errors import UserError
+from pixelcnn_tf.gated import build_gated_pixelcnn
+from pixelcnn_tf.gated_cached import fold_gated_params, gated_step_models
+from pixelcnn_tf.seed import build_pixelcnn
+from pixelcnn_tf.seed_cached import fold_step_params, seed_step_models
+from serve.cached import ARCHITECTURES as STEP_ARCHITECTURES
+from serve.step_architecture import StepArchitecture
 
 
-def scale_levels(image, config: ModelConfig):
-    """Map level indices 0..levels-1 to [-1, 1] inside the graph, so exports take raw levels."""
-    return keras.layers.Rescaling(2.0 / (config.levels - 1), offset=-1.0, name="scale")(image)
+@dataclass(frozen=True)
+class Architecture:
+    """One architecture's TensorFlow side; `cached` is its serve side (loop, numpy step, parts)."""
+
+    build: Callable[[ModelConfig], keras.Model]
+    fold: Callable[[keras.Model, ModelConfig], dict]  # trained model -> step params (float32 numpy, np.savez-able)
+    step_models: Callable[[dict, ModelConfig], dict]  # step params -> {part: Keras step model}, parts as cached.parts
+    xla_parts: tuple[str, ...]  # parts the Keras cached sampler compiles with XLA (the rest: plain tf.function)
+    cached: StepArchitecture
 
 
-def label_bias(label, config: ModelConfig, filters: int, name: str):
-    """A learned per-class bias of shape (batch, 1, 1, filters): how the label conditions a layer."""
-    embedded = keras.layers.Embedding(config.num_classes, filters, name=f"{name}_embedding")(label)
-    return keras.layers.Reshape((1, 1, filters), name=f"{name}_reshape")(embedded)
+# One entry per name of serve's table (serve/cached.py): a third architecture is one module per side plus two entries.
+ARCHITECTURES: dict[str, Architecture] = {
+    "pixelcnn": Architecture(build_pixelcnn, fold_step_params, seed_step_models, ("step",), STEP_ARCHITECTURES["pixelcnn"]),
+    "gated": Architecture(build_gated_pixelcnn, fold_gated_params, gated_step_models, ("pixel",), STEP_ARCHITECTURES["gated"]),
+}
+assert set(ARCHITECTURES) == set(STEP_ARCHITECTURES), "the TensorFlow and serve architecture tables must name the same"
 
 
-def logits_head(features, config: ModelConfig):
-    """1x1 Mask-B conv to channels*levels logits, in float32, reshaped to (H, W, channels, levels)."""
-    logits = MaskedConv2D(
-        config.channels * config.levels,
-        1,
-        mask_type="B",
-        image_channels=config.channels,
-        dtype="float32",
-        name="head",
-    )(features)
-    return keras.layers.Reshape(
-        (config.height, config.width, config.channels, config.levels), dtype="float32", name=LOGITS_OUTPUT
-    )(logits)
+def architecture(config: ModelConfig) -> Architecture:
+    """The table entry config.architecture names (config.validate refuses unknown names)."""
+    return ARCHITECTURES[config.validate().architecture]
 
 
-def build_pixelcnn(config: ModelConfig, sync_batchnorm: bool = False) -> keras.Model:
-    """The seed network: Mask-A conv, then Mask-B convs, each without bias and followed by BN + ReLU.
-
-    sync_batchnorm: batch statistics over the global batch of all replicas (tf.distribute), not each replica's share.
-    """
-    config.validate()
-    inputs = model_inputs(config)
-    x = scale_levels(inputs[IMAGE_INPUT], config)
-    for index in range(config.num_layers):
-        name = f"masked_conv_{index}"
-        x = MaskedConv2D(
-            config.filters,
-            config.kernel_size,
-            mask_type="A" if index == 0 else "B",
-            image_channels=config.channels,
-            use_bias=False,
-            name=name,
-        )(x)
-        if config.num_classes:
-            x = keras.layers.Add(name=f"{name}_conditioned")([x, label_bias(inputs[LABEL_INPUT], config, config.filters, name)])
-        # momentum 0.9 is PyTorch's BatchNorm2d default (its momentum=0.1), as in the seed.
-        x = keras.layers.BatchNormalization(momentum=0.9, synchronized=sync_batchnorm, name=f"{name}_bn")(x)
-        x = keras.layers.ReLU(name=f"{name}_relu")(x)
-    return keras.Model(inputs, logits_head(x, config), name="pixelcnn")
+def build_model(config: ModelConfig) -> keras.Model:
+    """Build the network that config.architecture names."""
+    return architecture(config).build(config)
 
 
-def build_model(config: ModelConfig, sync_batchnorm: bool = False) -> keras.Model:
-    """Build the network that config.architecture names (sync_batchnorm: for several replicas; gated has no BN)."""
-    config.validate()
-    if config.architecture == "gated":
-        from pixelcnn_tf.gated import build_gated_pixelcnn
+def has_step_model(config: ModelConfig) -> bool:
+    """Whether cached sampling covers this config (the gated step needs kernel_size >= 3)."""
+    return config.kernel_size >= architecture(config).cached.min_kernel_size
 
-        return build_gated_pixelcnn(config)
-    return build_pixelcnn(config, sync_batchnorm)
+
+def step_params(model: keras.Model, config: ModelConfig) -> dict[str, np.ndarray]:
+    """The model's weights folded for cached sampling: what serve's numpy step and the step models use."""
+    entry = architecture(config)
+    if not has_step_model(config):
+        raise UserError(f"cached {config.architecture} sampling needs kernel_size >= {entry.cached.min_kernel_size}, "
+                        f"got {config.kernel_size}; use --sampler naive")
+    return entry.fold(model, config)
+
+
+def step_models(model: keras.Model, config: ModelConfig) -> dict[str, keras.Model]:
+    """{part: Keras step model} for cached sampling, folded from model."""
+    return architecture(config).step_models(step_params(model, config), config)
+
+
+def cached_layout(config: ModelConfig) -> dict:
+    """The keyword arguments serve.cached.sample_cached needs besides the request: the step's cache layout."""
+    return dict(num_layers=config.num_layers, kernel_size=config.kernel_size, filters=config.filters, levels=config.levels,
+                architecture=config.architecture)

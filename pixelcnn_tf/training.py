@@ -78,6 +78,14 @@ class CommitEpoch(keras.callbacks.Callback):
         self.run.commit_epoch(self.model, epoch + 1, row)
 
 
+def synchronize_batchnorm(model: keras.Model) -> None:
+    """BatchNorm statistics over the global batch of all replicas, not each replica's share: the model N workers
+    train is the model one process trains. (Keras reads the flag at call time; it is saved in model.keras too.)"""
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.synchronized = True
+
+
 def learning_rate_for(config: TrainConfig, steps_per_epoch: int):
     """A float for the constant schedule; a cosine decay to 5% over every step of the run otherwise."""
     if config.lr_schedule == "constant":
@@ -182,7 +190,9 @@ def _fit(config: TrainConfig, run: RunFolder, strategy, verbose, extra_callbacks
         if config.lr_schedule != "constant" and steps_per_epoch < 1:
             raise UserError(f"--lr-schedule {config.lr_schedule} needs a dataset of known size")
         with strategy.scope():
-            model = build_model(config.model, sync_batchnorm=strategy.num_replicas_in_sync > 1)
+            model = build_model(config.model)
+            if strategy.num_replicas_in_sync > 1:
+                synchronize_batchnorm(model)
             model = compile_model(model, learning_rate_for(config, steps_per_epoch))
             model.optimizer.build(model.trainable_variables)  # now, in the scope: not inside a replica's step
             if run.epochs_done:

@@ -5,7 +5,10 @@ from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 
+from serve.names import ABOVE, BAND, FEATURES, LOGITS, VERTICAL, WINDOW, indexed, indexed_names
+from serve.runtime import ALL_CORES, feeds
 from serve.sampling import SamplingError, check_step_output
+from serve.step_architecture import Chooser, StepArchitecture
 
 # pixel(windows, aboves, labels) -> (features, logits): the horizontal stack at one position.
 #   windows[0] float32 (B, k//2+1, C): level indices of the current row, columns j-k//2..j (the centre's later
@@ -18,10 +21,7 @@ PixelFn = Callable[[Sequence[np.ndarray], Sequence[np.ndarray], "np.ndarray | No
 #   layer l-1's vertical outputs on rows i-k//2..i-1 (row i is computed inside). verticals[l] (B, W, F) is layer l's
 #   vertical output on row i (l = 0..L-2); aboves[l] (B, W, 2F) the link term row i+1's pixel steps add.
 RowFn = Callable[[Sequence[np.ndarray], "np.ndarray | None"], "tuple[list, list]"]
-
-
-# choose(i, j, c, logits (B, levels)) -> the levels (B,) written at sub-pixel (i, j, c): a draw when sampling.
-Chooser = Callable[[int, int, int, np.ndarray], np.ndarray]
+PARTS = ("pixel", "row")  # a gated step is two models: one per sub-pixel, one per finished row
 
 
 class GatedStep(NamedTuple):
@@ -46,7 +46,7 @@ def run_gated(
 ) -> np.ndarray:
     """The gated raster/RGB loop over one batch: a pixel step per sub-pixel, a row step after each finished row.
 
-    choose draws (serve.cached.sample_cached) or returns known levels (teacher_forced_logits: every logit, for parity).
+    choose draws (serve.cached.sample_cached) or returns known levels (serve.cached.teacher_forced_logits).
     """
     height, width, channels = shape
     if kernel_size < 3 or kernel_size % 2 == 0:
@@ -80,50 +80,6 @@ def run_gated(
     return out
 
 
-def teacher_forced_logits(step: GatedStep, images: np.ndarray, labels, layout: dict) -> np.ndarray:
-    """Logits (N, H, W, C, levels) the step functions give at every sub-pixel when fed images' own levels."""
-    images = np.asarray(images)
-    n, height, width, channels = images.shape
-    logits = None
-
-    def choose(i, j, c, row_logits):
-        nonlocal logits
-        if logits is None:
-            logits = np.zeros((n, height, width, channels, row_logits.shape[-1]), np.float32)
-        logits[:, i, j, c] = row_logits
-        return images[:, i, j, c]
-
-    run_gated(step, shape=(height, width, channels), choose=choose, batch=n, labels=labels,
-              **{key: layout[key] for key in ("num_layers", "kernel_size", "filters", "levels")})
-    return logits
-
-
-def step_from_runners(pixel_run, row_run, *, num_layers: int, conditional: bool) -> GatedStep:
-    """GatedStep over two runtimes that map a feeds dict to an outputs dict (exported pixel/row step models).
-
-    Tensor names: window_n, above_n, label -> features_n, logits; band_n, label -> vertical_n, above_n.
-    """
-
-    def feeds(named: dict, labels) -> dict:
-        named = {name: np.ascontiguousarray(value, np.float32) for name, value in named.items()}
-        if conditional:
-            if labels is None:
-                raise SamplingError("this step model is class-conditional: it needs labels")
-            named["label"] = np.ascontiguousarray(labels, np.int32)
-        return named
-
-    def pixel(windows, aboves, labels):
-        named = {f"window_{n}": w for n, w in enumerate(windows)} | {f"above_{n}": a for n, a in enumerate(aboves)}
-        out = pixel_run(feeds(named, labels))
-        return [out[f"features_{n}"] for n in range(num_layers - 1)], out["logits"]
-
-    def row(bands, labels):
-        out = row_run(feeds({f"band_{n}": b for n, b in enumerate(bands)}, labels))
-        return [out[f"vertical_{n}"] for n in range(num_layers - 1)], [out[f"above_{n}"] for n in range(num_layers)]
-
-    return GatedStep(pixel, row)
-
-
 def _gate(x: np.ndarray) -> np.ndarray:
     first, second = np.split(x, 2, axis=-1)
     return np.tanh(first) / (1.0 + np.exp(-second))
@@ -132,7 +88,7 @@ def _gate(x: np.ndarray) -> np.ndarray:
 def numpy_gated_step(params: dict) -> GatedStep:
     """TensorFlow-free step functions from pixelcnn_tf.gated_cached.fold_gated_params (or np.load of its npz)."""
     p = {name: np.asarray(value, np.float32) for name, value in params.items()}
-    num_layers = sum(1 for name in p if name.startswith("v_kernel_"))
+    num_layers = param_layers(p)
     conditional = "h_embedding_0" in p
     k = p["v_kernel_0"].shape[1]
     # Gathered once, so a step does no name lookups. None marks what a layer lacks: layer 0 has no centre
@@ -188,3 +144,46 @@ def numpy_gated_step(params: dict) -> GatedStep:
         return verticals, aboves
 
     return GatedStep(pixel, row)
+
+
+def param_layers(params: dict) -> int:
+    return sum(1 for name in params if name.startswith("v_kernel_"))
+
+
+def from_runners(runners: dict, num_layers: int, conditional: bool) -> GatedStep:
+    """GatedStep over the exported pixel and row step models' runners.
+
+    Tensor names: window_n, above_n, label -> features_n, logits; band_n, label -> vertical_n, above_n.
+    """
+    features, verticals, aboves = (indexed_names(p, n) for p, n in ((FEATURES, num_layers - 1),
+                                                                    (VERTICAL, num_layers - 1), (ABOVE, num_layers)))
+
+    def pixel(windows, above, labels):
+        named = {indexed(WINDOW, n): w for n, w in enumerate(windows)} | {indexed(ABOVE, n): a for n, a in enumerate(above)}
+        out = runners["pixel"](feeds(named, labels, conditional))
+        return [out[name] for name in features], out[LOGITS]
+
+    def row(bands, labels):
+        out = runners["row"](feeds({indexed(BAND, n): b for n, b in enumerate(bands)}, labels, conditional))
+        return [out[name] for name in verticals], [out[name] for name in aboves]
+
+    return GatedStep(pixel, row)
+
+
+def part_inputs(layout: dict, spec) -> dict:
+    """Input name -> shape after the batch axis of the pixel and the row step model."""
+    k, f, layers = layout["kernel_size"], layout["filters"], range(layout["num_layers"])
+    r, c, w = k // 2, spec.channels, spec.width
+    return {
+        "pixel": {indexed(WINDOW, n): [r + 1, c if n == 0 else f] for n in layers} | {indexed(ABOVE, n): [2 * f] for n in layers},
+        "row": {indexed(BAND, n): [r + 1, w + 2 * r, c] if n == 0 else [r, w + 2 * r, f] for n in layers},
+    }
+
+
+def part_outputs(num_layers: int) -> dict:
+    return {"pixel": indexed_names(FEATURES, num_layers - 1) + [LOGITS],
+            "row": indexed_names(VERTICAL, num_layers - 1) + indexed_names(ABOVE, num_layers)}
+
+
+GATED = StepArchitecture("gated", PARTS, 3, run_gated, numpy_gated_step, from_runners, part_inputs, part_outputs, param_layers,
+                         threads={"pixel": 1, "row": ALL_CORES})

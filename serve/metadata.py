@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 METADATA_FILE = "metadata.json"
 FORMAT = "pixelcnn-tf-export"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: step models as named parts, TFLite signature tensor names, run-relative source
 # Artifact kind -> the runtime that executes it; serve runs the first two, the TensorFlow side the last.
 RUNTIMES = {"onnx": "onnxruntime", "tflite": "litert", "saved_model": "tensorflow", "npz": "numpy"}
 
@@ -64,7 +64,8 @@ def read_metadata(export_dir: str) -> dict:
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ServeError(f"{path} is not pixelcnn-tf export metadata")
     if meta.get("format_version") != FORMAT_VERSION:
-        raise ServeError(f"{path} has format_version {meta.get('format_version')!r}; this serve reads {FORMAT_VERSION}")
+        raise ServeError(f"{path} has format_version {meta.get('format_version')!r}; this serve reads {FORMAT_VERSION}: "
+                         "re-export the checkpoint with `python -m export`")
     spec_of(meta, path)
     if not isinstance(meta.get("artifacts"), dict) or not meta["artifacts"]:
         raise ServeError(f"{path} lists no artifacts")

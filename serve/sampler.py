@@ -5,11 +5,12 @@ from typing import Callable
 
 import numpy as np
 
+from serve.cached import sample_cached
 from serve.metadata import ModelSpec, ServeError, artifact, read_metadata, spec_of
-from serve.cached import StepFn, sample_cached
-from serve.runtimes import LOADERS
+from serve.names import IMAGE, LABEL, LOGITS
+from serve.runtime import ALL_CORES, RUNTIMES, check_io, feeds
 from serve.sampling import LogitsFn, SamplingError, check_labels, check_request, is_integer, nll_per_image, sample_naive
-from serve.step_runtimes import load_step_fn, step_artifact
+from serve.step_loader import load_step, step_artifact
 
 SAMPLERS = ("cached", "naive")
 STEP_ONLY = "numpy"  # a backend with a step model (step_params.npz) and no full model: cached sampling only
@@ -21,14 +22,16 @@ class Sampler:
     """Draws and scores images with the shared numpy loop, so one seed gives the same draws on every backend."""
 
     def __init__(self, logits_fn: LogitsFn | None, spec: ModelSpec, backend: str = "custom", metadata: dict | None = None,
-                 step_fn: StepFn | None = None, layout: dict | None = None):
-        """step_fn and layout (serve.cached) make sample() cached; logits_fn (None: no full model) serves nll()."""
+                 step=None, layout: dict | None = None):
+        """step and layout (serve.cached) make sample() cached; logits_fn (None: no full model) serves nll()."""
+        if step is not None and (layout or {}).get("levels") != spec.levels:
+            raise SamplingError(f"step layout levels {(layout or {}).get('levels')} differ from the model's {spec.levels}")
         self.logits_fn = logits_fn
         self.spec = spec
         self.backend = backend
         self.metadata = metadata or {}
-        self.step_fn, self.layout = step_fn, dict(layout or {})
-        self.sampler = "cached" if step_fn else "naive"
+        self.step, self.layout = step, dict(layout or {})
+        self.sampler = "cached" if step is not None else "naive"
 
     @classmethod
     def load(cls, export_dir: str, backend: str = "onnx", num_threads: int | None = None, sampler: str | None = None) -> "Sampler":
@@ -37,6 +40,7 @@ class Sampler:
         sampler: 'cached' (one step-model call per sub-pixel), 'naive' (one full forward pass per sub-pixel) or
         None: cached when the export has a step model for backend. Quantized TFLite variants have none: naive.
         nll() and log_prob() always use the full model (one forward pass per image batch).
+        num_threads: intra-op threads for every model; None: measured defaults (serve/runtime.py).
         """
         if num_threads is not None and (not isinstance(num_threads, int) or num_threads < 1):
             raise ServeError(f"num_threads must be a positive integer, got {num_threads!r}")
@@ -44,7 +48,7 @@ class Sampler:
             raise ServeError(f"sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
         meta = read_metadata(export_dir)
         spec = spec_of(meta)
-        servable = sorted(name for name, entry in meta["artifacts"].items() if entry.get("kind") in LOADERS)
+        servable = sorted(name for name, entry in meta["artifacts"].items() if entry.get("kind") in RUNTIMES)
         if step_artifact(meta, STEP_ONLY):
             servable.append(STEP_ONLY)
         if backend not in servable:
@@ -57,9 +61,9 @@ class Sampler:
         if backend != STEP_ONLY:
             # Loaded even for cached sampling: nll() needs it, and a damaged file is better refused now than later.
             entry, path = artifact(meta, export_dir, backend)
-            logits_fn = LOADERS[entry["kind"]](path, entry, spec, num_threads)
-        step_fn, layout = load_step_fn(meta, export_dir, backend, spec, num_threads) if sampler == "cached" else (None, None)
-        return cls(logits_fn, spec, backend, meta, step_fn, layout)
+            logits_fn = model_logits_fn(entry, path, spec, num_threads)
+        step, layout = load_step(meta, export_dir, backend, spec, num_threads) if sampler == "cached" else (None, None)
+        return cls(logits_fn, spec, backend, meta, step, layout)
 
     def sample(
         self,
@@ -73,8 +77,8 @@ class Sampler:
         """uint8 level indices (N, H, W, C); labels: one class for all, or one per image (conditional models)."""
         check_request(num_images, temperature, batch_size)
         labels = check_labels(labels, num_images, self.spec.num_classes)
-        if self.step_fn:
-            return sample_cached(self.step_fn, num_images=num_images, shape=self.spec.shape, seed=seed, temperature=temperature,
+        if self.step is not None:
+            return sample_cached(self.step, num_images=num_images, shape=self.spec.shape, seed=seed, temperature=temperature,
                                  batch_size=batch_size, labels=labels, progress=progress, **self.layout)
         return sample_naive(
             self.logits_fn,
@@ -117,3 +121,20 @@ class Sampler:
             raise SamplingError(f"images must hold integer level indices in 0..{self.spec.levels - 1}")
         return levels
 
+
+def model_logits_fn(entry: dict, path: str, spec: ModelSpec, threads: int | None = None) -> LogitsFn:
+    """A full model's runner as a logits function, its tensors checked against the metadata's names and the spec."""
+    inputs, outputs = dict(entry.get("inputs") or {}), dict(entry.get("outputs") or {})
+    if IMAGE not in inputs or LOGITS not in outputs:
+        raise ServeError(f"{path}: metadata names no {IMAGE} input or {LOGITS} output")
+    conditional = bool(spec.num_classes)
+    if conditional != (LABEL in inputs):
+        raise ServeError(f"{path}: metadata says num_classes={spec.num_classes} but {'names' if LABEL in inputs else 'lacks'} a label input")
+    runner = RUNTIMES[entry["kind"]](path, ALL_CORES if threads is None else threads)
+    image, label, output = inputs[IMAGE], inputs.get(LABEL), outputs[LOGITS]
+    check_io(runner, path, {image: list(spec.shape)} | ({label: []} if conditional else {}), {output: [*spec.shape, spec.levels]})
+
+    def logits_fn(images, labels):
+        return runner(feeds({image: images}, labels, conditional, label))[output]
+
+    return logits_fn

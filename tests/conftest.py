@@ -1,4 +1,4 @@
-"""Shared fixtures: the prepared offline MNIST copy and a tiny trained checkpoint."""
+"""Shared fixtures (MNIST, a tiny trained checkpoint and its exports) and the `slow` marker's automatic part."""
 from __future__ import annotations
 
 import os
@@ -9,22 +9,47 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-# Tests never download: they read the prepared TFDS copy (CI: ../shared/tfds beside the checkout).
-os.environ.setdefault("TFDS_DATA_DIR", os.path.join(os.path.dirname(ROOT), "shared", "tfds"))
+# A prepared TFDS copy beside the checkout (CI: ../shared/tfds) is used where it exists; otherwise tfds uses its own
+# data directory and downloads MNIST as usual (pixelcnn_tf.data says in one line when it cannot).
+PREPARED_TFDS = os.path.join(os.path.dirname(ROOT), "shared", "tfds")
+if "TFDS_DATA_DIR" not in os.environ and os.path.isdir(os.path.join(PREPARED_TFDS, "mnist")):
+    os.environ["TFDS_DATA_DIR"] = PREPARED_TFDS
 
-TINY_TRAIN_FLAGS = [
-    "--num-layers", "2", "--filters", "8", "--kernel-size", "3", "--levels", "4",
-    "--epochs", "1", "--batch-size", "32", "--train-examples", "128", "--test-examples", "32",
-    "--precision", "float32",  # auto is bf16 on CPUs with AVX-512 BF16: the exports' float32 parity would not hold
-]
+from helpers import TINY_TRAIN_FLAGS  # noqa: E402
+
+# Tests using these fixtures train or export (tf2onnx, the TFLite converter): they are `slow` without saying so.
+SLOW_FIXTURES = {"tiny_run", "tiny_conditional_run", "tiny_export", "tiny_conditional_export", "gated_run", "gated_export"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(autouse=True)
+def float32_policy_after_each_test():
+    """train.main sets a global Keras dtype policy (precision 'auto' is mixed_bfloat16 on a CPU with AVX512-BF16):
+    put float32 back, so a later test's model does not silently compute in bf16."""
+    yield
+    if "keras" in sys.modules:
+        sys.modules["keras"].config.set_dtype_policy("float32")
 
 
 @pytest.fixture(scope="session")
 def tfds_dir():
-    path = os.environ["TFDS_DATA_DIR"]
-    if not os.path.isdir(os.path.join(path, "mnist")):
-        pytest.fail(f"no prepared MNIST at {path}; set TFDS_DATA_DIR to a TFDS directory holding mnist/")
-    return path
+    """The TFDS data directory holding MNIST (None: tfds's default), prepared or downloaded once."""
+    from pixelcnn_tf import data
+    from pixelcnn_tf.errors import UserError
+
+    try:
+        data.load_arrays("mnist", "test", levels=2, count=1)
+        problem = None
+    except UserError as e:  # offline without data: pixelcnn_tf.data's one line says where to point TFDS_DATA_DIR
+        problem = str(e)
+    if problem:
+        pytest.fail(f"{problem} (for the tests: {PREPARED_TFDS} is used when it exists)", pytrace=False)
+    return os.environ.get("TFDS_DATA_DIR")
 
 
 @pytest.fixture(scope="session")

@@ -124,10 +124,22 @@ CLI_CASES = [
 ]
 
 
-def make_workspace(root, tiny_run) -> None:
-    shutil.copytree(tiny_run, root / "good")
+def make_run(run_dir) -> None:
+    """A run folder as training leaves it after one epoch, without training: untrained weights, the epoch stamp."""
+    from pixelcnn_tf.config import ModelConfig, TrainConfig, save_config, to_dict
+    from pixelcnn_tf.model import build_model
+    from pixelcnn_tf.run_folder import MODEL_FILE, write_checkpoint
+
+    config = TrainConfig(model=ModelConfig(num_layers=2, filters=8, kernel_size=3, levels=4), epochs=1, precision="float32")
+    os.makedirs(run_dir)
+    save_config(config, str(run_dir))
+    write_checkpoint(build_model(config.model), os.path.join(run_dir, MODEL_FILE), {"epoch": 1, "model": to_dict(config.model)})
+
+
+def make_workspace(root) -> None:
+    make_run(root / "good")
     for name in ("trunc", "random", "mismatch"):
-        shutil.copytree(tiny_run, root / name)
+        shutil.copytree(root / "good", root / name)
     model = (root / "good" / "model.keras").read_bytes()
     (root / "trunc" / "model.keras").write_bytes(model[: len(model) // 2])
     (root / "random" / "model.keras").write_bytes(np.random.default_rng(0).bytes(len(model)))
@@ -159,9 +171,9 @@ def snapshot(root) -> dict:
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory, tiny_run):
+def workspace(tmp_path_factory):
     root = tmp_path_factory.mktemp("bad_inputs")
-    make_workspace(root, tiny_run)
+    make_workspace(root)
     read_only = root / READ_ONLY
     read_only.mkdir()
     mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(read_only)], capture_output=True).returncode == 0

@@ -1,32 +1,22 @@
 """Cached sampling: the step model reproduces the full model at every position and draws what naive sampling draws."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import textwrap
-
 import keras
 import numpy as np
 import pytest
 
-from pixelcnn_tf.cached import (
-    build_step_model,
-    cached_layout,
-    export_step_model,
-    fold_step_params,
-    keras_cached_sampler,
-    keras_step_fn,
-)
+from helpers import logits_of as full_logits
+from helpers import randomize as randomize_large
+from helpers import randomize_moderate, run_without_tensorflow
 from pixelcnn_tf.config import ModelConfig
-from pixelcnn_tf.errors import UserError
-from pixelcnn_tf.generation import keras_logits_fn, keras_sampler
-from pixelcnn_tf.model import build_model
-from serve.cached import new_caches, numpy_step_fn, sample_cached
+from pixelcnn_tf.generation import compiled_runner, keras_logits_fn, keras_sampler
+from pixelcnn_tf.model import build_model, cached_layout, step_models
+from pixelcnn_tf.seed_cached import fold_step_params
+from serve.cached import sample_cached
+from serve.runtime import onnx_runner, tflite_runner
 from serve.sampling import SamplingError, sample_naive
-from test_model import randomize as randomize_large
+from serve.seed_cached import from_runners, new_caches, numpy_step_fn
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CASES = {"grey": (1, 0), "rgb": (3, 0), "rgb-conditional": (3, 4)}
 
 
@@ -35,25 +25,6 @@ def tiny_config(channels=1, num_classes=0, **overrides) -> ModelConfig:
                     num_classes=num_classes)
     settings.update(overrides)
     return ModelConfig(**settings)
-
-
-def randomize_moderate(model, seed=0):
-    """Random weights and BatchNorm statistics far from the identity, with logits of order 1-10 (absolute 1e-4 is fair)."""
-    rng = np.random.default_rng(seed)
-    for weight in model.weights:
-        path = weight.path
-        if "moving_variance" in path:
-            value = rng.uniform(0.3, 3.0, weight.shape)
-        elif "moving_mean" in path:
-            value = rng.normal(0.0, 1.0, weight.shape)
-        elif path.endswith("/gamma"):
-            value = rng.uniform(0.5, 2.0, weight.shape)
-        elif path.endswith("/beta"):
-            value = rng.uniform(0.0, 1.0, weight.shape)
-        else:
-            value = rng.normal(0.0, 0.4, weight.shape)
-        weight.assign(value.astype(np.float32))
-    return model
 
 
 def sampling_kwargs(config: ModelConfig, num_images: int, seed: int = 3) -> dict:
@@ -65,6 +36,11 @@ def cached_kwargs(config: ModelConfig) -> dict:
     return cached_layout(config)
 
 
+def keras_step_fn(model, config):
+    """The seed step function over its Keras step model, as the Keras cached sampler runs it."""
+    return from_runners({"step": compiled_runner(step_models(model, config)["step"])}, config.num_layers, bool(config.num_classes))
+
+
 def recording(step_fn, log: list):
     def step(windows, labels):
         features, logits = step_fn(windows, labels)
@@ -72,13 +48,6 @@ def recording(step_fn, log: list):
         return features, logits
 
     return step
-
-
-def full_logits(model, images, labels):
-    inputs = {"image": images.astype(np.float32)}
-    if labels is not None:
-        inputs["label"] = labels
-    return np.asarray(model(inputs, training=False))
 
 
 def logits_used(log: list, config: ModelConfig, num_images: int) -> np.ndarray:
@@ -108,8 +77,7 @@ def test_step_model_matches_full_model_at_every_position(case):
     positions = [(i, j) for i in range(6) for j in range(6)]
     windows = [np.concatenate([cache[:, i : i + pad + 1, j : j + k] for i, j in positions]) for cache in caches]
     all_labels = np.tile(labels, len(positions)) if num_classes else None
-    step_model = build_step_model(model, config)
-    for step_fn in (keras_step_fn(step_model), numpy_step_fn(fold_step_params(model, config))):
+    for step_fn in (keras_step_fn(model, config), numpy_step_fn(fold_step_params(model, config))):
         features, step_logits = step_fn(windows, all_labels)
         expected = np.concatenate([logits[:, i, j] for i, j in positions])
         assert np.abs(step_logits - expected).max() < 1e-4, np.abs(step_logits - expected).max()
@@ -127,7 +95,7 @@ def test_cached_draws_the_same_pixels_as_naive(case, randomize, capsys):
     kwargs = sampling_kwargs(config, num_images=3)
     naive = sample_naive(keras_logits_fn(model, bool(num_classes)), **kwargs)
     log = []
-    cached = sample_cached(recording(keras_step_fn(build_step_model(model, config)), log), **kwargs, **cached_kwargs(config))
+    cached = sample_cached(recording(keras_step_fn(model, config), log), **kwargs, **cached_kwargs(config))
     numpy_cached = sample_cached(numpy_step_fn(fold_step_params(model, config)), **kwargs, **cached_kwargs(config))
     reference = full_logits(model, cached, kwargs["labels"])
     delta = np.abs(logits_used(log, config, 3) - reference).max()
@@ -141,6 +109,7 @@ def test_cached_draws_the_same_pixels_as_naive(case, randomize, capsys):
     assert len(np.unique(cached)) > 1  # a model drawing one constant level would agree trivially
 
 
+@pytest.mark.slow
 def test_briefly_trained_model_samples_the_same():
     config = tiny_config(1, 0, height=8, width=8, levels=4, num_layers=2, filters=8)
     model = build_model(config)
@@ -152,15 +121,15 @@ def test_briefly_trained_model_samples_the_same():
     assert np.abs(moving_mean).max() > 1e-3  # BatchNorm statistics really moved
     kwargs = sampling_kwargs(config, num_images=4)
     naive = sample_naive(keras_logits_fn(model, False), **kwargs)
-    cached = sample_cached(keras_step_fn(build_step_model(model, config)), **kwargs, **cached_kwargs(config))
+    cached = sample_cached(keras_step_fn(model, config), **kwargs, **cached_kwargs(config))
     assert (naive == cached).mean() >= 0.999
 
 
 def test_cached_sampler_is_a_drop_in_for_the_keras_sampler():
     config = tiny_config(3, 4)
     model = randomize_moderate(build_model(config))
-    naive, cached = keras_sampler(model, config), keras_cached_sampler(model, config)
-    assert cached.spec == naive.spec
+    naive, cached = keras_sampler(model, config), keras_sampler(model, config, "cached")
+    assert cached.spec == naive.spec and (naive.sampler, cached.sampler) == ("naive", "cached")
     for kwargs in ({"labels": 2, "seed": 7}, {"labels": [0, 1, 3], "batch_size": 2, "temperature": 0.8}):
         np.testing.assert_array_equal(cached.sample(3, **kwargs), naive.sample(3, **kwargs))
     with pytest.raises(SamplingError, match="class-conditional"):
@@ -179,54 +148,49 @@ def test_batches_draw_the_same_images_as_one_batch(tmp_path):
     assert sum(counted) == 5 * config.dims and whole.dtype == np.uint8 and whole.shape == (5, 6, 6, 3)
 
 
+@pytest.mark.slow
 def test_exported_step_models_draw_the_same_pixels(tmp_path):
-    from serve.step_runtimes import onnx_step_fn, tflite_step_fn
+    from export.step import convert_step_model
 
     config = tiny_config(3, 4)
     model = randomize_moderate(build_model(config))
-    step_model = build_step_model(model, config)
-    artifacts = export_step_model(step_model, str(tmp_path))
-    assert artifacts["inputs"] == ["window_0", "window_1", "window_2", "label"]
-    assert artifacts["outputs"] == ["features_0", "features_1", "logits"]
+    step_model = step_models(model, config)["step"]
+    paths = convert_step_model(step_model, str(tmp_path / "work"), str(tmp_path), "step")
+    assert list(step_model.input) == ["window_0", "window_1", "window_2", "label"]
+    assert list(step_model.output) == ["features_0", "features_1", "logits"]
     kwargs = sampling_kwargs(config, num_images=3)
-    expected = sample_cached(keras_step_fn(step_model), **kwargs, **cached_kwargs(config))
-    for make in (onnx_step_fn, tflite_step_fn):
-        path = artifacts["onnx" if make is onnx_step_fn else "tflite"]
+    expected = sample_cached(keras_step_fn(model, config), **kwargs, **cached_kwargs(config))
+    for kind, make in (("onnx", onnx_runner), ("tflite", tflite_runner)):
+        step_fn = from_runners({"step": make(paths[kind])}, config.num_layers, True)
         log = []
-        got = sample_cached(recording(make(path), log), **kwargs, **cached_kwargs(config))
-        assert (got == expected).mean() >= 0.999, make.__name__
+        got = sample_cached(recording(step_fn, log), **kwargs, **cached_kwargs(config))
+        assert (got == expected).mean() >= 0.999, kind
         reference = full_logits(model, got, kwargs["labels"])
-        assert np.abs(logits_used(log, config, 3) - reference).max() < 1e-4, make.__name__
+        assert np.abs(logits_used(log, config, 3) - reference).max() < 1e-4, kind
     # Batch 1 after batch 3: the batch dimension is dynamic in every artifact.
-    one = sample_cached(tflite_step_fn(artifacts["tflite"]), **sampling_kwargs(config, 1), **cached_kwargs(config))
+    one = sample_cached(from_runners({"step": tflite_runner(paths["tflite"])}, config.num_layers, True),
+                        **sampling_kwargs(config, 1), **cached_kwargs(config))
     np.testing.assert_array_equal(one, expected[:1])
 
 
 def test_serve_cached_runs_without_tensorflow():
-    script = textwrap.dedent(
-        """
-        import sys
-        class Block:
-            def find_spec(self, name, path=None, target=None):
-                if name.split(".")[0] in ("tensorflow", "keras", "pixelcnn_tf", "tf_keras", "jax", "torch"):
-                    raise ImportError(f"blocked import of {name}")
-        sys.meta_path.insert(0, Block())
-        import numpy as np
-        from serve.cached import numpy_step_fn, sample_cached
-        import serve.step_runtimes
-        rng = np.random.default_rng(0)
-        params = {"kernel_0": rng.normal(size=(6, 4)), "bias_0": rng.normal(size=4), "centre_1": rng.normal(size=(4, 4)),
-                  "kernel_1": rng.normal(size=(24, 4)), "bias_1": rng.normal(size=4),
-                  "head_kernel": rng.normal(size=(4, 5)), "head_bias": rng.normal(size=5)}
-        images = sample_cached(numpy_step_fn(params), num_images=2, shape=(4, 4, 1), num_layers=2, kernel_size=3,
-                               filters=4, levels=5)
-        assert images.shape == (2, 4, 4, 1) and images.max() < 5
-        print("ok", sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras")))
-        """
-    )
-    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    script = """
+import numpy as np
+from serve.cached import sample_cached
+from serve.seed_cached import numpy_step_fn
+import serve.step_loader
+rng = np.random.default_rng(0)
+params = {"kernel_0": rng.normal(size=(6, 4)), "bias_0": rng.normal(size=4), "centre_1": rng.normal(size=(4, 4)),
+          "kernel_1": rng.normal(size=(24, 4)), "bias_1": rng.normal(size=4),
+          "head_kernel": rng.normal(size=(4, 5)), "head_bias": rng.normal(size=5)}
+images = sample_cached(numpy_step_fn(params), num_images=2, shape=(4, 4, 1), num_layers=2, kernel_size=3,
+                       filters=4, levels=5)
+assert images.shape == (2, 4, 4, 1) and images.max() < 5
+print("ok")
+"""
+    done = run_without_tensorflow(script)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "ok []"
+    assert done.stdout.strip() == "ok"
 
 
 def test_mismatched_step_function_is_an_error():
@@ -250,21 +214,13 @@ def test_step_model_is_float32_under_a_mixed_precision_policy():
     keras.config.set_dtype_policy("mixed_bfloat16")
     try:
         model = randomize_moderate(build_model(config))
-        step_model = build_step_model(model, config)
+        step_model = step_models(model, config)["step"]
     finally:
         keras.config.set_dtype_policy("float32")
     assert {layer.compute_dtype for layer in step_model.layers if layer.weights} == {"float32"}
     rng = np.random.default_rng(0)
     windows = [rng.integers(0, 8, (4, 2, 3, 3)).astype(np.float32)] + [rng.random((4, 2, 3, 12), np.float32)] * 2
     labels = np.arange(4, dtype=np.int32)
-    _, logits = keras_step_fn(step_model)(windows, labels)
+    _, logits = from_runners({"step": compiled_runner(step_model)}, config.num_layers, True)(windows, labels)
     _, expected = numpy_step_fn(fold_step_params(model, config))(windows, labels)
     np.testing.assert_allclose(logits, expected, atol=1e-4)
-
-
-def test_only_the_seed_architecture_is_cached():
-    config = tiny_config()
-    model = build_model(config)
-    config.architecture = "gated"
-    with pytest.raises(UserError, match="seed 'pixelcnn' architecture only"):
-        build_step_model(model, config)

@@ -10,49 +10,38 @@ import pytest
 
 import generate
 from export import step as export_step
-from pixelcnn_tf.cached import cached_layout
+from helpers import copy_export, error_line, export_leftovers, fake_onnx, fake_step_converter, generate_error, rewrite_metadata
 from pixelcnn_tf.checkpoints import load_checkpoint
 from pixelcnn_tf.config import ModelConfig
-from pixelcnn_tf.model import build_model
+from pixelcnn_tf.model import build_model, cached_layout
 from serve import Sampler, ServeError
 from serve.metadata import file_sha256
-from test_serve import copy_export, generate_error, rewrite_metadata
 
-
-def fake_step_export(source_export):
-    """export_step_model stand-in that copies a finished export's step files: keeps tf2onnx out of these tests."""
-
-    def export_step_model(step_model, out_dir, formats=("tflite", "onnx")):
-        os.makedirs(out_dir, exist_ok=True)
-        result = {"saved_model": out_dir, "inputs": list(step_model.input), "outputs": list(step_model.output)}
-        for kind in formats:
-            result[kind] = os.path.join(out_dir, f"step.{kind}")
-            shutil.copy(os.path.join(source_export, "step", f"model.{kind}"), result[kind])
-        return result
-
-    return export_step_model
+pytestmark = pytest.mark.slow  # every test here needs a trained and exported checkpoint
 
 
 def test_export_writes_step_models_described_in_metadata(tiny_run, tiny_export, tiny_conditional_export):
     _, config, _ = load_checkpoint(tiny_run)
     step = json.load(open(os.path.join(tiny_export, "metadata.json")))["step"]
     assert step["layout"] == cached_layout(config.model)
-    assert step["inputs"] == ["window_0", "window_1"] and step["outputs"] == ["features_0", "logits"]
     assert set(step["artifacts"]) == {"onnx", "tflite", "numpy"}
     for name, entry in step["artifacts"].items():
-        path = os.path.join(tiny_export, entry["path"])
-        assert entry["path"].startswith("step/") and os.path.getsize(path) == entry["bytes"] and file_sha256(path) == entry["sha256"]
+        assert sorted(entry["parts"]) == (["params"] if name == "numpy" else ["step"])
+        for part in entry["parts"].values():
+            path = os.path.join(tiny_export, part["path"])
+            assert part["path"].startswith("step/") and os.path.getsize(path) == part["bytes"] and file_sha256(path) == part["sha256"]
         if name != "numpy":
-            assert (entry["inputs"], entry["outputs"]) == (step["inputs"], step["outputs"])
+            assert entry["parts"]["step"]["inputs"] == ["window_0", "window_1"]
+            assert entry["parts"]["step"]["outputs"] == ["features_0", "logits"]
     # Only the three step files: the step SavedModel fed the converters and stays out of the export.
-    assert sorted(os.listdir(os.path.join(tiny_export, "step"))) == ["model.onnx", "model.tflite", "step_params.npz"]
+    assert sorted(os.listdir(os.path.join(tiny_export, "step"))) == ["step.onnx", "step.tflite", "step_params.npz"]
     assert not [name for name in os.listdir(tiny_export) if name.startswith(".")]
     report = json.load(open(os.path.join(tiny_export, "parity.json")))["step"]
     assert report["positions"] == 2 * 28 * 28 and set(report["artifacts"]) == {"onnx", "tflite", "numpy"}
     for row in report["artifacts"].values():
         assert row["ok"] and row["max_abs_logit_diff"] <= row["tolerance"]
     conditional = json.load(open(os.path.join(tiny_conditional_export, "metadata.json")))["step"]
-    assert conditional["inputs"] == ["window_0", "window_1", "label"]
+    assert conditional["artifacts"]["onnx"]["parts"]["step"]["inputs"] == ["window_0", "window_1", "label"]
 
 
 def test_a_model_without_a_step_model_exports_none(tmp_path):
@@ -64,16 +53,14 @@ def test_a_model_without_a_step_model_exports_none(tmp_path):
 
 
 def test_failing_step_parity_fails_the_export(tiny_run, tiny_export, tmp_path, monkeypatch, capsys):
-    from test_export import error_line, fake_onnx, leftovers
-
     import export.__main__ as export_cli
 
     monkeypatch.setattr("export.build.write_onnx", fake_onnx(tiny_export))
-    monkeypatch.setattr("export.step.export_step_model", fake_step_export(tiny_export))
-    monkeypatch.setitem(export_step.TOLERANCES, "tflite", -1.0)  # no difference can pass
+    monkeypatch.setattr("export.step.convert_step_model", fake_step_converter(tiny_export))
+    monkeypatch.setitem(export_step.TOLERANCES, "npz", -1.0)  # no difference can pass
     assert export_cli.main(["--checkpoint", tiny_run, "--out", str(tmp_path / "e"), "--parity-images", "2"]) == 1
-    assert "parity check failed (max |Δlogit|): step tflite" in error_line(capsys)
-    assert os.listdir(tmp_path) == [] and leftovers(str(tmp_path), "e") == []
+    assert "parity check failed (max |Δlogit|): step numpy" in error_line(capsys, "python -m export", only=False)
+    assert os.listdir(tmp_path) == [] and export_leftovers(str(tmp_path), "e") == []
 
 
 def grid(capsys, source, backend, sampler, out) -> bytes:
@@ -114,7 +101,7 @@ def test_backends_without_a_step_model_fall_back_to_naive(tiny_export, tmp_path,
 
 
 @pytest.mark.parametrize("backend, filename, refusal", [
-    ("onnx", "model.onnx", "cannot load"), ("tflite", "model.tflite", "cannot load"), ("numpy", "step_params.npz", "cannot read"),
+    ("onnx", "step.onnx", "cannot load"), ("tflite", "step.tflite", "cannot load"), ("numpy", "step_params.npz", "cannot read"),
 ])
 def test_damaged_step_file_is_one_line(tiny_export, tmp_path, capsys, backend, filename, refusal):
     broken = copy_export(tiny_export, tmp_path / "export")
@@ -128,7 +115,8 @@ def test_damaged_step_file_is_one_line(tiny_export, tmp_path, capsys, backend, f
     argv = ["--checkpoint", broken, "--backend", backend, "--out", str(out), "--no-progress"]
     assert f"step/{filename} does not match the sha256" in generate_error(capsys, argv)
     # With metadata that vouches for the damaged file, the runtime itself must refuse it, in one line.
-    rewrite_metadata(broken, lambda meta: meta["step"]["artifacts"][backend].pop("sha256"))
+    part = "params" if backend == "numpy" else "step"
+    rewrite_metadata(broken, lambda meta: meta["step"]["artifacts"][backend]["parts"][part].pop("sha256"))
     assert refusal in generate_error(capsys, argv)
     if backend != "numpy":  # naive sampling never opens the step file
         assert Sampler.load(broken, backend, sampler="naive").sample(1).shape == (1, 28, 28, 1)
@@ -139,11 +127,17 @@ def test_damaged_step_file_is_one_line(tiny_export, tmp_path, capsys, backend, f
 
 def test_step_model_of_another_export_is_refused(tiny_export, tiny_conditional_export, tmp_path):
     swapped = copy_export(tiny_export, tmp_path / "swapped")
-    for name in ("model.onnx", "model.tflite"):
+    for name in ("step.onnx", "step.tflite"):
         shutil.copy(os.path.join(tiny_conditional_export, "step", name), os.path.join(swapped, "step", name))
     # Metadata rewritten to vouch for the foreign files: the tensor check must still catch them.
     conditional = json.load(open(os.path.join(tiny_conditional_export, "metadata.json")))["step"]["artifacts"]
-    rewrite_metadata(swapped, lambda meta: [meta["step"]["artifacts"][n].update(bytes=conditional[n]["bytes"], sha256=conditional[n]["sha256"]) for n in ("onnx", "tflite")])
+
+    def vouch(meta):
+        for n in ("onnx", "tflite"):
+            foreign = conditional[n]["parts"]["step"]
+            meta["step"]["artifacts"][n]["parts"]["step"].update(bytes=foreign["bytes"], sha256=foreign["sha256"])
+
+    rewrite_metadata(swapped, vouch)
     for backend in ("onnx", "tflite"):
         with pytest.raises(ServeError, match="not the ones metadata.json names"):
             Sampler.load(swapped, backend)

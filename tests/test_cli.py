@@ -13,7 +13,7 @@ from PIL import Image
 
 import generate
 import train
-from tests.conftest import ROOT, TINY_TRAIN_FLAGS
+from helpers import ROOT, assert_one_line_error
 
 
 def test_train_writes_a_complete_run(tiny_run):
@@ -58,14 +58,7 @@ def run_script(script, *args):
     return subprocess.run([sys.executable, os.path.join(ROOT, script), *args], capture_output=True, text=True, timeout=300, env=env)
 
 
-def assert_one_line_error(main, args, pattern, capsys):
-    """main(args) exits 2 with exactly one 'prog: error: ...' line on stderr containing pattern."""
-    capsys.readouterr()
-    assert main(args) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and ": error: " in err[0] and pattern in err[0], err
-
-
+@pytest.mark.slow
 def test_a_real_process_exits_2_with_one_line_and_no_traceback():
     result = run_script("train.py", "--levels", "300")
     assert result.returncode == 2

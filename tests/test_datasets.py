@@ -42,6 +42,7 @@ def test_train_py_sets_the_dataset_shape_and_classes():
     assert (m.height, m.width, m.channels, m.num_classes, m.architecture) == (32, 32, 3, 10, "gated")
 
 
+@pytest.mark.slow
 def test_cifar10_gated_conditional_train_checkpoint_generate(mock_tfds, tmp_path):
     """The RGB path end to end: R->G->B masks, levels per sub-pixel, labels, a 3-channel PNG of the right size."""
     import generate

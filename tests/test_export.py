@@ -18,25 +18,15 @@ from pixelcnn_tf.data import load_arrays
 from pixelcnn_tf.generation import keras_logits_fn, savedmodel_sampler
 from serve import Sampler
 from serve.metadata import file_sha256
-from test_cached_export import fake_step_export
+from helpers import error_line as cli_error_line
+from helpers import export_leftovers as leftovers
+from helpers import fake_onnx, fake_step_converter, float32_checkpoint
 
-# Per-backend limits on max |Δlogit| vs Keras, as the exporter enforces them. SavedModel runs the very
-# same TF kernels, ONNX the same float32 math in onnxruntime: both within rounding. TFLite folds
-# BatchNorm into the conv weights and sums in XNNPACK's order, so its rounding differs more.
-TOLERANCES = {"saved_model": 1e-4, "onnx": 1e-4, "tflite": 1e-3}
+TOLERANCES = export_parity.TOLERANCES  # per-backend limits on max |Δlogit| vs Keras, as the exporter enforces them
 
 
 def error_line(capsys) -> str:
-    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-    assert lines, "expected an error line on stderr"
-    assert lines[-1].startswith("python -m export: error:"), lines
-    assert not any("Traceback" in line for line in lines)
-    return lines[-1]
-
-
-def leftovers(folder: str, name: str) -> list[str]:
-    """Temporary folders an export leaves beside its --out when it fails (there must be none)."""
-    return [entry for entry in os.listdir(folder) if entry.startswith(f".{name}.")]
+    return cli_error_line(capsys, "python -m export", only=False)  # progress lines may come first
 
 
 def test_export_writes_every_artifact_and_metadata(tiny_run, tiny_export):
@@ -54,9 +44,11 @@ def test_export_writes_every_artifact_and_metadata(tiny_run, tiny_export):
             assert os.path.isfile(os.path.join(path, "saved_model.pb"))
         else:
             assert os.path.getsize(path) == entry["bytes"] and file_sha256(path) == entry["sha256"]
-    # Names are discovered from each runtime; TFLite decorates them.
-    assert meta["artifacts"]["onnx"]["inputs"] == {"image": "image"}
-    assert "image" in meta["artifacts"]["tflite"]["inputs"]["image"]
+    # Names are discovered from each runtime: the serving signature's, in both.
+    assert meta["artifacts"]["onnx"]["inputs"] == meta["artifacts"]["tflite"]["inputs"] == {"image": "image"}
+    assert meta["format_version"] == 2 and meta["source"] == {
+        "run": "tiny", "model_file": "model.keras", "model_sha256": file_sha256(os.path.join(tiny_run, "model.keras"))}
+    assert os.sep + "tmp" not in json.dumps(meta) and tiny_run not in json.dumps(meta)  # no path of this machine
     report = json.load(open(os.path.join(tiny_export, "parity.json")))
     assert report["ok"] and report["images"] == 8
     assert leftovers(os.path.dirname(tiny_export), "tiny") == []
@@ -64,7 +56,7 @@ def test_export_writes_every_artifact_and_metadata(tiny_run, tiny_export):
 
 @pytest.mark.parametrize("batch", [1, 5])
 def test_parity_with_keras_per_backend_at_any_batch(tiny_run, tiny_export, batch):
-    model, _, _ = load_checkpoint(tiny_run)
+    model, _ = float32_checkpoint(tiny_run)
     images, _ = load_arrays("mnist", "test", levels=4, count=batch)
     inputs = images.astype(np.float32)
     reference = keras_logits_fn(model, conditional=False)(inputs, None)
@@ -91,23 +83,12 @@ def test_quantized_variants_report_nll_change(tiny_export):
     assert report["artifacts"]["tflite_int8"]["max_abs_logit_diff"] > 0  # really quantized
 
 
-def fake_onnx(source_export):
-    """write_onnx stand-in that copies a finished export's model.onnx: keeps tf2onnx's 15 s out of these tests."""
-
-    def write_onnx(directory, conditional):
-        shutil.copy(os.path.join(source_export, "model.onnx"), os.path.join(directory, "model.onnx"))
-        entry = json.load(open(os.path.join(source_export, "metadata.json")))["artifacts"]["onnx"]
-        return dict(entry)
-
-    return write_onnx
-
-
 def test_parity_failure_leaves_the_old_export_alone(tiny_run, tiny_export, tmp_path, monkeypatch, capsys):
     out = tmp_path / "old"
     shutil.copytree(tiny_export, out)
     before = sorted(os.listdir(out))
     monkeypatch.setattr("export.build.write_onnx", fake_onnx(tiny_export))
-    monkeypatch.setattr("export.step.export_step_model", fake_step_export(tiny_export))
+    monkeypatch.setattr("export.step.convert_step_model", fake_step_converter(tiny_export))
     monkeypatch.setitem(export_parity.TOLERANCES, "onnx", -1.0)  # no difference can pass: parity must fail
     code = export_cli.main(["--checkpoint", tiny_run, "--out", str(out), "--overwrite", "--parity-images", "2"])
     assert code == 1
@@ -121,7 +102,7 @@ def test_overwrite_replaces_an_export(tiny_run, tiny_export, tmp_path, monkeypat
     shutil.copytree(tiny_export, out)
     (out / "stale.txt").write_text("from the old export")
     monkeypatch.setattr("export.build.write_onnx", fake_onnx(tiny_export))
-    monkeypatch.setattr("export.step.export_step_model", fake_step_export(tiny_export))
+    monkeypatch.setattr("export.step.convert_step_model", fake_step_converter(tiny_export))
     assert export_cli.main(["--checkpoint", tiny_run, "--out", str(out), "--overwrite", "--parity-images", "2"]) == 0
     assert not (out / "stale.txt").exists() and (out / "metadata.json").is_file()
     assert json.load(open(out / "parity.json"))["images"] == 2

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import subprocess
 import sys
 
@@ -14,37 +13,8 @@ from pixelcnn_tf.checkpoints import save_model
 from pixelcnn_tf.config import ModelConfig, TrainConfig, save_config
 from pixelcnn_tf.gated import GatedActivation, RowMaskedConv2D, gate_groups, row_mask
 from pixelcnn_tf.model import build_model
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def logits_of(model, images, labels=None):
-    inputs = {"image": np.asarray(images, np.float32)}
-    if labels is not None:
-        inputs["label"] = np.asarray(labels, np.int32)
-    return np.asarray(model(inputs, training=False))
-
-
-def randomize(model, seed=0):
-    """Random weights that keep every unit responsive.
-
-    Gates see N(0, 0.5) weights, far from tanh/sigmoid saturation; the ReLUs after the skips get
-    positive biases (the seed's after BatchNorm a large beta), so no dependency hides behind a dead unit.
-    """
-    rng = np.random.default_rng(seed)
-    for weight in model.weights:
-        path = weight.path
-        if "moving_variance" in path:
-            weight.assign(rng.uniform(0.5, 2.0, weight.shape).astype(np.float32))
-        elif path.endswith("_bn/beta"):
-            weight.assign(rng.uniform(20.0, 30.0, weight.shape).astype(np.float32))
-        elif path.endswith("bias"):
-            positive = "_skip/" in path or path.startswith("out_conv/")
-            weight.assign(np.full(weight.shape, 1.0 if positive else 0.0, np.float32))
-        else:
-            weight.assign(rng.normal(0, 0.5, weight.shape).astype(np.float32))
-    return model
-
+from helpers import ROOT, logits_of
+from helpers import randomize_gated as randomize
 
 def influence(model, config: ModelConfig) -> np.ndarray:
     """influence[p, q] > 0: perturbing sub-pixel p moves the logits of sub-pixel q (generation order indices).
@@ -165,6 +135,7 @@ def test_gated_keras_save_load_identical_logits(tmp_path):
     np.testing.assert_array_equal(logits_of(model, images, [0, 1, 3]), logits_of(restored, images, [0, 1, 3]))
 
 
+@pytest.mark.slow
 def test_load_checkpoint_registers_gated_layers_in_a_fresh_process(tmp_path):
     config = TrainConfig(model=ModelConfig(architecture="gated", levels=2, num_layers=1, kernel_size=3, filters=4))
     save_config(config, str(tmp_path))
@@ -176,6 +147,7 @@ def test_load_checkpoint_registers_gated_layers_in_a_fresh_process(tmp_path):
     assert result.stdout.strip() == "gated_pixelcnn"
 
 
+@pytest.mark.slow
 def test_gated_model_converts_to_tflite_builtins(tmp_path):
     import tensorflow as tf
 

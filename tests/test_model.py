@@ -11,26 +11,7 @@ from pixelcnn_tf.config import ModelConfig, TrainConfig, load_config, save_confi
 from pixelcnn_tf.errors import UserError
 from pixelcnn_tf.layers import MaskedConv2D
 from pixelcnn_tf.model import build_model
-
-
-def logits_of(model, images, labels=None):
-    inputs = {"image": images.astype(np.float32)}
-    if labels is not None:
-        inputs["label"] = np.asarray(labels, np.int32)
-    return np.asarray(model(inputs, training=False))
-
-
-def randomize(model, seed=0):
-    """Random weights, BatchNorm shifted up so ReLUs stay active: no dependency hides behind a dead unit."""
-    rng = np.random.default_rng(seed)
-    for weight in model.weights:
-        if "moving_variance" in weight.path:
-            weight.assign(rng.uniform(0.5, 2.0, weight.shape).astype(np.float32))
-        elif weight.path.endswith("_bn/beta"):
-            weight.assign(rng.uniform(20.0, 30.0, weight.shape).astype(np.float32))
-        else:
-            weight.assign(rng.normal(0, 0.5, weight.shape).astype(np.float32))
-    return model
+from helpers import logits_of, randomize
 
 
 def perturbation_effects(model, config: ModelConfig):

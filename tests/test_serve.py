@@ -4,43 +4,20 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import generate
-from pixelcnn_tf.checkpoints import load_checkpoint
+from helpers import copy_export, float32_checkpoint, generate_error, rewrite_metadata, run_without_tensorflow
 from pixelcnn_tf.data import load_arrays
 from pixelcnn_tf.generation import keras_sampler, savedmodel_sampler
 from serve import Sampler, SamplingError, ServeError
-from tests.conftest import ROOT
-
-
-def generate_error(capsys, argv) -> str:
-    """Run generate.py in-process; it must fail with exit 2 and exactly one error line."""
-    assert generate.main(argv) == 2
-    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("generate.py: error:"), lines
-    return lines[0]
-
-
-def copy_export(source: str, destination) -> str:
-    shutil.copytree(source, destination)
-    return str(destination)
-
-
-def rewrite_metadata(export_dir: str, change) -> None:
-    path = os.path.join(export_dir, "metadata.json")
-    meta = json.load(open(path))
-    change(meta)
-    json.dump(meta, open(path, "w"))
 
 
 def test_same_seed_same_samples_on_every_backend(tiny_run, tiny_export):
-    model, config, _ = load_checkpoint(tiny_run)
+    model, config = float32_checkpoint(tiny_run)
     samples = {
         "keras": keras_sampler(model, config.model).sample(4, seed=3),
         "savedmodel": savedmodel_sampler(tiny_export).sample(4, seed=3),
@@ -59,7 +36,7 @@ def test_same_seed_same_samples_on_every_backend(tiny_run, tiny_export):
 
 
 def test_nll_equals_keras_nll(tiny_run, tiny_export):
-    model, _, _ = load_checkpoint(tiny_run)
+    model, _ = float32_checkpoint(tiny_run)
     images, _ = load_arrays("mnist", "test", levels=4, count=6)
     logits = tf.cast(model({"image": images.astype(np.float32)}, training=False), tf.float64)
     keras_nll = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(images.astype(np.int64), logits), [1, 2, 3]).numpy()
@@ -73,21 +50,8 @@ def test_nll_equals_keras_nll(tiny_run, tiny_export):
         np.testing.assert_allclose(sampler.nll(images, batch_size=4), nll, atol=1e-9)
 
 
-BLOCKER = """
-import importlib.abc, json, sys
-BLOCKED = {"tensorflow", "keras", "tf_keras", "tf2onnx", "pixelcnn_tf"}
-
-class Block(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path, target=None):
-        if name.split(".")[0] in BLOCKED:
-            raise ImportError(f"{name} is blocked: serve must not need it")
-
-sys.meta_path.insert(0, Block())
-try:
-    import tensorflow
-    raise SystemExit("the blocker failed: tensorflow imported")
-except ImportError:
-    pass
+SERVE_SCRIPT = """
+import json
 from serve import Sampler
 out = {}
 for backend in ("onnx", "tflite"):
@@ -98,14 +62,12 @@ for backend in ("onnx", "tflite", "numpy"):  # cached sampling: the step models,
     sampler = Sampler.load(sys.argv[1], backend, sampler="cached")
     assert sampler.sampler == "cached"
     out[backend + "_cached"] = {"images": sampler.sample(2, seed=5).tolist()}
-assert not [m for m in sys.modules if m.split(".")[0] in BLOCKED]
 print(json.dumps(out))
 """
 
 
 def test_serve_samples_and_scores_without_tensorflow(tiny_export):
-    env = dict(os.environ, PYTHONPATH=ROOT)
-    result = subprocess.run([sys.executable, "-c", BLOCKER, tiny_export], capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
+    result = run_without_tensorflow(SERVE_SCRIPT, tiny_export)
     assert result.returncode == 0, result.stderr[-2000:]
     out = json.loads(result.stdout.strip().splitlines()[-1])
     for backend in ("onnx", "tflite"):

@@ -33,6 +33,7 @@ def tiny_config(tmp_path, **overrides) -> TrainConfig:
     return config
 
 
+@pytest.mark.slow
 def test_a_few_dozen_steps_lower_the_loss(tmp_path, tfds_dir):
     config = tiny_config(tmp_path, train_examples=32 * 40, epochs=1)
     history = train(config, verbose=0)
@@ -54,6 +55,7 @@ class Crash(keras.callbacks.Callback):
         raise RuntimeError("killed")
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_and_the_epoch_count_continues(tmp_path, tfds_dir):
     config = tiny_config(tmp_path, epochs=3)
     with pytest.raises(RuntimeError, match="killed"):
@@ -90,6 +92,7 @@ print("replicas", strategy.num_replicas_in_sync, "loss", history.history["loss"]
 """
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_on_two_logical_cpus(tmp_path, tfds_dir):
     script = STRATEGY_SCRIPT.format(root=ROOT, save=str(tmp_path))
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
@@ -110,6 +113,7 @@ class LearningRates(keras.callbacks.Callback):
         self.rates.append(float(optimizer.learning_rate if not callable(optimizer.learning_rate) else optimizer.learning_rate()))
 
 
+@pytest.mark.slow
 def test_cosine_schedule_decays_over_the_whole_run(tmp_path, tfds_dir):
     from pixelcnn_tf.errors import UserError
 

@@ -1,0 +1,58 @@
+"""What both architectures share: the named inputs, the in-graph rescaling, the label bias and the logits head."""
+from __future__ import annotations
+
+import keras
+
+from pixelcnn_tf.config import ModelConfig
+from pixelcnn_tf.errors import UserError
+from pixelcnn_tf.layers import MaskedConv2D
+from serve.names import IMAGE as IMAGE_INPUT
+from serve.names import LABEL as LABEL_INPUT
+from serve.names import LOGITS as LOGITS_OUTPUT
+
+FLOAT32 = "float32"  # step models compute in float32 whatever the global dtype policy
+
+
+def model_inputs(config: ModelConfig) -> dict:
+    """Keras inputs: 'image' holds level indices 0..levels-1 as float32; 'label' an int class id."""
+    inputs = {IMAGE_INPUT: keras.Input((config.height, config.width, config.channels), name=IMAGE_INPUT)}
+    if config.num_classes:
+        inputs[LABEL_INPUT] = keras.Input((), dtype="int32", name=LABEL_INPUT)
+    return inputs
+
+
+def scale_levels(image, config: ModelConfig):
+    """Map level indices 0..levels-1 to [-1, 1] inside the graph, so exports take raw levels."""
+    return keras.layers.Rescaling(2.0 / (config.levels - 1), offset=-1.0, name="scale")(image)
+
+
+def label_bias(label, config: ModelConfig, filters: int, name: str):
+    """A learned per-class bias of shape (batch, 1, 1, filters): how the label conditions a layer."""
+    embedded = keras.layers.Embedding(config.num_classes, filters, name=f"{name}_embedding")(label)
+    return keras.layers.Reshape((1, 1, filters), name=f"{name}_reshape")(embedded)
+
+
+def logits_head(features, config: ModelConfig):
+    """1x1 Mask-B conv to channels*levels logits, in float32, reshaped to (H, W, channels, levels)."""
+    logits = MaskedConv2D(
+        config.channels * config.levels,
+        1,
+        mask_type="B",
+        image_channels=config.channels,
+        dtype="float32",
+        name="head",
+    )(features)
+    return keras.layers.Reshape(
+        (config.height, config.width, config.channels, config.levels), dtype="float32", name=LOGITS_OUTPUT
+    )(logits)
+
+
+
+
+def folded_rescaling(model: keras.Model, config: ModelConfig) -> tuple[float, float]:
+    """(scale, offset) of the model's Rescaling, checked to map (levels-1)/2, the caches' padding, to 0."""
+    rescale = model.get_layer("scale")
+    scale, offset = float(rescale.scale), float(rescale.offset)
+    if abs(-offset / scale - (config.levels - 1) / 2) > 1e-3:
+        raise UserError(f"the model's Rescaling maps level {-offset / scale} to 0, not (levels-1)/2; wrong config?")
+    return scale, offset

@@ -1,0 +1,16 @@
+"""Tensor names shared by the exporter, the Keras models and serve: one spelling each."""
+from __future__ import annotations
+
+IMAGE = "image"  # full model input: float32 (B, H, W, C) level indices
+LABEL = "label"  # int32 (B,) class id, class-conditional models only
+LOGITS = "logits"  # full model (B, H, W, C, levels); step models (B, C, levels)
+# Step-model tensors carry a layer index: window_0, features_3, ... (see serve/seed_cached.py, serve/gated_cached.py).
+WINDOW, FEATURES, ABOVE, BAND, VERTICAL = "window", "features", "above", "band", "vertical"
+
+
+def indexed(prefix: str, layer: int) -> str:
+    return f"{prefix}_{layer}"
+
+
+def indexed_names(prefix: str, count: int) -> list[str]:
+    return [indexed(prefix, n) for n in range(count)]

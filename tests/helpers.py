@@ -1,0 +1,184 @@
+"""Helpers shared by the test modules: random weights, logits, export copies, one-line-error checks, import blockers."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY_TRAIN_FLAGS = [
+    "--num-layers", "2", "--filters", "8", "--kernel-size", "3", "--levels", "4",
+    "--epochs", "1", "--batch-size", "32", "--train-examples", "128", "--test-examples", "32",
+]  # fmt: skip
+
+
+def logits_of(model, images, labels=None) -> np.ndarray:
+    """The Keras model's logits in inference mode."""
+    inputs = {"image": np.asarray(images, np.float32)}
+    if labels is not None:
+        inputs["label"] = np.asarray(labels, np.int32)
+    return np.asarray(model(inputs, training=False))
+
+
+def randomize(model, seed=0):
+    """Random weights, BatchNorm shifted up so ReLUs stay active: no dependency hides behind a dead unit."""
+    rng = np.random.default_rng(seed)
+    for weight in model.weights:
+        if "moving_variance" in weight.path:
+            weight.assign(rng.uniform(0.5, 2.0, weight.shape).astype(np.float32))
+        elif weight.path.endswith("_bn/beta"):
+            weight.assign(rng.uniform(20.0, 30.0, weight.shape).astype(np.float32))
+        else:
+            weight.assign(rng.normal(0, 0.5, weight.shape).astype(np.float32))
+    return model
+
+
+def randomize_gated(model, seed=0):
+    """Random weights that keep every unit responsive.
+
+    Gates see N(0, 0.5) weights, far from tanh/sigmoid saturation; the ReLUs after the skips get
+    positive biases (the seed's after BatchNorm a large beta), so no dependency hides behind a dead unit.
+    """
+    rng = np.random.default_rng(seed)
+    for weight in model.weights:
+        path = weight.path
+        if "moving_variance" in path:
+            weight.assign(rng.uniform(0.5, 2.0, weight.shape).astype(np.float32))
+        elif path.endswith("_bn/beta"):
+            weight.assign(rng.uniform(20.0, 30.0, weight.shape).astype(np.float32))
+        elif path.endswith("bias"):
+            positive = "_skip/" in path or path.startswith("out_conv/")
+            weight.assign(np.full(weight.shape, 1.0 if positive else 0.0, np.float32))
+        else:
+            weight.assign(rng.normal(0, 0.5, weight.shape).astype(np.float32))
+    return model
+
+
+def randomize_moderate(model, seed=0):
+    """Random weights and BatchNorm statistics far from the identity, with logits of order 1-10 (absolute 1e-4 is fair)."""
+    rng = np.random.default_rng(seed)
+    for weight in model.weights:
+        path = weight.path
+        if "moving_variance" in path:
+            value = rng.uniform(0.3, 3.0, weight.shape)
+        elif "moving_mean" in path:
+            value = rng.normal(0.0, 1.0, weight.shape)
+        elif path.endswith("/gamma"):
+            value = rng.uniform(0.5, 2.0, weight.shape)
+        elif path.endswith("/beta"):
+            value = rng.uniform(0.0, 1.0, weight.shape)
+        else:
+            value = rng.normal(0.0, 0.4, weight.shape)
+        weight.assign(value.astype(np.float32))
+    return model
+
+
+def copy_export(source: str, destination) -> str:
+    shutil.copytree(source, destination)
+    return str(destination)
+
+
+def rewrite_metadata(export_dir: str, change) -> None:
+    path = os.path.join(export_dir, "metadata.json")
+    meta = json.load(open(path))
+    change(meta)
+    json.dump(meta, open(path, "w"))
+
+
+def error_line(capsys, prog: str, only: bool = True) -> str:
+    """The 'prog: error: ...' line a CLI printed last on stderr (only=True: the only line), with no traceback."""
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert lines and lines[-1].startswith(f"{prog}: error: "), lines
+    assert not only or len(lines) == 1, lines
+    assert not any("Traceback" in line for line in lines), lines
+    return lines[-1]
+
+
+def generate_error(capsys, argv) -> str:
+    """Run generate.py in-process; it must fail with exit 2 and exactly one error line."""
+    import generate
+
+    capsys.readouterr()
+    assert generate.main(argv) == 2
+    return error_line(capsys, "generate.py")
+
+
+def assert_one_line_error(main, args, pattern, capsys):
+    """main(args) exits 2 with exactly one 'prog: error: ...' line on stderr containing pattern."""
+    capsys.readouterr()
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and ": error: " in err[0] and pattern in err[0], err
+
+
+def export_leftovers(folder: str, name: str) -> list[str]:
+    """Temporary folders an export leaves beside its --out when it fails (there must be none)."""
+    return [entry for entry in os.listdir(folder) if entry.startswith(f".{name}.")]
+
+
+SERVE_BLOCKED = ("tensorflow", "keras", "tf_keras", "tf2onnx", "pixelcnn_tf", "jax", "torch")  # serve needs none of them
+# Python source that makes importing TensorFlow (and everything built on it) fail, as on a device without it.
+BLOCK_TENSORFLOW = """
+import importlib.abc, sys
+BLOCKED = set({blocked!r})
+
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] in BLOCKED:
+            raise ImportError(f"{{name}} is blocked: serve must not need it")
+
+sys.meta_path.insert(0, Block())
+try:
+    import tensorflow
+    raise SystemExit("the blocker failed: tensorflow imported")
+except ImportError:
+    pass
+"""
+
+
+def run_without_tensorflow(script: str, *args: str, blocked=SERVE_BLOCKED, timeout: int = 180) -> subprocess.CompletedProcess:
+    """Run script (Python source) in a fresh interpreter where importing `blocked` fails; cwd is the checkout."""
+    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3", OPENBLAS_NUM_THREADS="1")
+    source = BLOCK_TENSORFLOW.format(blocked=tuple(blocked)) + script
+    source += "\nassert not [m for m in sys.modules if m.split('.')[0] in BLOCKED]\n"
+    return subprocess.run([sys.executable, "-c", source, *args], capture_output=True, text=True, cwd=ROOT, env=env,
+                          timeout=timeout)
+
+
+def fake_onnx(source_export):
+    """write_onnx stand-in that copies a finished export's model.onnx: keeps tf2onnx's 15 s out of a test."""
+
+    def write_onnx(directory, conditional):
+        shutil.copy(os.path.join(source_export, "model.onnx"), os.path.join(directory, "model.onnx"))
+        return dict(json.load(open(os.path.join(source_export, "metadata.json")))["artifacts"]["onnx"])
+
+    return write_onnx
+
+
+def fake_step_converter(source_export):
+    """export.step.convert_step_model stand-in that copies a finished export's step files: keeps tf2onnx out."""
+
+    def convert_step_model(step_model, work, out_dir, part, kinds=("onnx", "tflite")):
+        paths = {kind: os.path.join(out_dir, f"{part}.{kind}") for kind in kinds}
+        for kind, path in paths.items():
+            shutil.copy(os.path.join(source_export, "step", f"{part}.{kind}"), path)
+        return paths
+
+    return convert_step_model
+
+
+def float32_checkpoint(run_dir: str):
+    """(model, config) of a checkpoint computing in float32, as the exporter converts it.
+
+    train.py's precision 'auto' picks mixed_bfloat16 on a CPU with AVX512-BF16; the exports are float32 whatever the
+    checkpoint, so they are compared with the float32 model (bf16 logits differ by ~1e-3).
+    """
+    from export.build import float32_model
+    from pixelcnn_tf.checkpoints import load_checkpoint
+
+    model, config, _ = load_checkpoint(run_dir)
+    return float32_model(model, config), config
