@@ -15,7 +15,7 @@ import h5py
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT
+from helpers import ROOT
 
 # 128 training images in global batches of 32: 4 steps an epoch, each worker's share 16 images a step. 72 test
 # images: the last global batch (8) is split 4 + 4, so the test NLL must be weighted by images, not batches.
