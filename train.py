@@ -1,12 +1,13 @@
 """Train a PixelCNN: `python train.py [config/config_train.txt] [--preset quick] [--epochs N] ...`."""
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from pixelcnn_tf.config import ARCHITECTURES, LR_SCHEDULES, PRECISIONS, PRESETS, apply_overrides, preset  # noqa: E402
+from pixelcnn_tf.config import ARCHITECTURES, LR_SCHEDULES, PRECISIONS, PRESETS, STRATEGIES, apply_overrides, preset  # noqa: E402
 from pixelcnn_tf.errors import ArgumentParser, import_tensorflow_quietly, run_cli  # noqa: E402
 
 # flag -> (destination in TrainConfig, type); "model." destinations go into the model config.
@@ -23,6 +24,9 @@ FLAGS = {
     "--seed": ("seed", int),
     "--train-examples": ("train_examples", int),
     "--test-examples": ("test_examples", int),
+    "--strategy": ("strategy", str),
+    "--tpu": ("tpu", str),
+    "--connect-timeout": ("connect_timeout", float),
     "--architecture": ("model.architecture", str),
     "--levels": ("model.levels", int),
     "--num-layers": ("model.num_layers", int),
@@ -39,6 +43,10 @@ def parse_args(argv):
     parser.add_argument(
         "--overwrite", action="store_true", help="start the run afresh even if its folder holds epochs (default: continue it)"
     )
+    parser.add_argument(
+        "--tensorboard", action=argparse.BooleanOptionalAction, default=None,
+        help="TensorBoard event files in <run>/tensorboard (default: on; `tensorboard --logdir models`)",
+    )
     for flag, (destination, kind) in FLAGS.items():
         extra = {}
         if flag == "--precision":
@@ -47,6 +55,8 @@ def parse_args(argv):
             extra["choices"] = ARCHITECTURES
         if flag == "--lr-schedule":
             extra["choices"] = LR_SCHEDULES
+        if flag == "--strategy":
+            extra["choices"] = STRATEGIES
         parser.add_argument(flag, type=kind, dest=destination.replace(".", "__"), metavar=kind.__name__.upper(), **extra)
     return parser.parse_args(argv)
 
@@ -69,6 +79,8 @@ def build_config(args):
             flags["model"][destination.split(".", 1)[1]] = value
         else:
             flags[destination] = value
+    if args.tensorboard is not None:
+        flags["tensorboard"] = args.tensorboard
     apply_overrides(config, flags)
     spec = dataset_spec(config.dataset)
     config.model.height, config.model.width, config.model.channels = spec.height, spec.width, spec.channels
@@ -84,12 +96,16 @@ def main(argv=None) -> int:
 
 
 def _main(argv) -> int:
+    from pixelcnn_tf.cluster import read_task, resolve_strategy
     from pixelcnn_tf.run_folder import RunFolder
 
     args = parse_args(argv)
     config = build_config(args)
+    task = read_task()  # TF_CONFIG: this process's place in a multi-worker cluster (None: one process)
+    resolve_strategy(config.strategy, task, config.tpu)
     # Every check of the folder (and its lock) before TensorFlow: bad input is answered in well under a second.
-    run = RunFolder.open(config, args.overwrite)
+    # Only the chief writes the run folder; the other workers read which epoch to resume at from it.
+    run = RunFolder.open(config, args.overwrite, worker=bool(task and not task.is_chief))
     if run.complete:
         run.close()
         print(

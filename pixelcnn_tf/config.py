@@ -13,6 +13,7 @@ from serve.cached import ARCHITECTURES  # the one table of architecture names (p
 
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 LR_SCHEDULES = ("constant", "cosine")
+STRATEGIES = ("auto", "one", "mirrored", "multiworker", "tpu")
 CONFIG_FILE = "config.json"
 
 
@@ -72,6 +73,10 @@ class TrainConfig:
     seed: int = 0
     train_examples: int | None = None  # use only the first N training images (quick runs, tests)
     test_examples: int | None = None
+    strategy: str = "auto"  # tf.distribute: auto | one | mirrored | multiworker (TF_CONFIG) | tpu
+    tpu: str | None = None  # TPU name or grpc:// address for strategy tpu ("local" on a TPU VM)
+    tensorboard: bool = True  # event files in <run>/tensorboard: losses, learning rate, images/s, samples
+    connect_timeout: float = 120.0  # seconds a worker waits for its peers (or a TPU) before one error line
 
     def validate(self) -> "TrainConfig":
         self.model.validate()
@@ -87,6 +92,10 @@ class TrainConfig:
             raise UserError(f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")
         if self.run_name is not None:
             check_run_name(self.run_name)
+        if self.strategy not in STRATEGIES:
+            raise UserError(f"unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}")
+        if not (self.connect_timeout > 0 and math.isfinite(self.connect_timeout)):
+            raise UserError(f"connect_timeout must be a positive number of seconds, got {self.connect_timeout}")
         for name in ("train_examples", "test_examples"):
             value = getattr(self, name)
             if value is not None and value < 1:

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
 import signal
 
 ENV = "PIXELCNN_TF_FAULT"
+TASK_ENV = "PIXELCNN_TF_FAULT_TASK"  # with several workers: only the worker of this TF_CONFIG task index faults
 
 
 def point(name: str, epoch: int | None = None) -> None:
@@ -16,6 +18,9 @@ def point(name: str, epoch: int | None = None) -> None:
     """
     spec = os.environ.get(ENV)
     if not spec:
+        return
+    task = os.environ.get(TASK_ENV)
+    if task and task != str(json.loads(os.environ.get("TF_CONFIG") or "{}").get("task", {}).get("index")):
         return
     action, _, where = spec.partition("@")
     target, _, at_epoch = where.rpartition(":")

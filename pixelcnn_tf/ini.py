@@ -5,6 +5,16 @@ import configparser
 
 from pixelcnn_tf.errors import UserError
 
+def yes_no(raw: str) -> bool:
+    """An INI boolean: yes/no, true/false, on/off, 1/0."""
+    value = configparser.ConfigParser.BOOLEAN_STATES.get(raw.lower())
+    if value is None:
+        raise ValueError(raw)
+    return value
+
+
+yes_no.__name__ = "boolean (yes/no)"
+
 # section -> key -> (destination, type). Destinations with a dot go into the model config.
 TRAIN_KEYS = {
     "data": {
@@ -23,6 +33,9 @@ TRAIN_KEYS = {
         "architecture": ("model.architecture", str),
         "learning_rate": ("learning_rate", float),
         "lr_schedule": ("lr_schedule", str),
+        "strategy": ("strategy", str),
+        "tpu": ("tpu", str),
+        "tensorboard": ("tensorboard", yes_no),
     },
 }
 

@@ -11,6 +11,7 @@ import fcntl
 import json
 import os
 import shutil
+import tempfile
 import zipfile
 
 from pixelcnn_tf.config import CONFIG_FILE, TrainConfig, load_config, to_dict
@@ -22,9 +23,10 @@ MODEL_FILE = "model.keras"
 MODEL_TMP = "model.tmp.keras"
 STAMP = "pixelcnn_tf_run.json"  # an extra entry in the .keras archive: {"epoch": N, "model": {...}}; Keras ignores it
 LOCK_FILE = ".lock"
+BOARD_DIR = "tensorboard"  # TensorBoard event files (pixelcnn_tf.board): `tensorboard --logdir models` shows every run
 RUN_FILES = (CONFIG_FILE, MODEL_FILE) + TABLE_FILES
 TEMPORARIES = (MODEL_TMP, PLOT_TMP) + tuple(os.path.basename(temporary_name(name)) for name in RUN_FILES)
-KNOWN = set(RUN_FILES) | set(TEMPORARIES) | {LOCK_FILE, "backup"}  # backup/: Keras' BackupAndRestore in older runs
+KNOWN = set(RUN_FILES) | set(TEMPORARIES) | {LOCK_FILE, BOARD_DIR, "backup"}  # backup/: Keras' BackupAndRestore in older runs
 
 
 def is_run_dir(path: str) -> bool:
@@ -116,6 +118,7 @@ class RunFolder:
         self.path = config.run_dir
         self.epochs_done = 0
         self.config_written = False
+        self.worker = False  # a non-chief worker: reads the chief's folder, never writes it
         self._lock = None
         self._created: list[str] = []
 
@@ -124,11 +127,16 @@ class RunFolder:
         return self.epochs_done >= self.config.epochs
 
     @classmethod
-    def open(cls, config: TrainConfig, overwrite: bool = False) -> "RunFolder":
-        """Check the folder (refusals write nothing), then, unless the run is complete, create it, lock it and tidy it."""
+    def open(cls, config: TrainConfig, overwrite: bool = False, worker: bool = False) -> "RunFolder":
+        """Check the folder (refusals write nothing), then, unless the run is complete, create it, lock it and tidy it.
+
+        worker: a non-chief worker of a multi-worker run. It makes the chief's checks and reads the epoch to resume
+        at from the chief's folder (shared storage on a real cluster), but neither creates, locks nor writes it.
+        """
         run = cls(config)
         run._inspect(overwrite)
-        if run.complete and not overwrite:
+        run.worker = worker
+        if worker or (run.complete and not overwrite):
             return run
         run._created = missing_folders(run.path)
         try:
@@ -148,7 +156,7 @@ class RunFolder:
             for name in TEMPORARIES:  # a killed run's leftovers; under the lock no live process owns them
                 _remove(os.path.join(run.path, name))
             if overwrite:
-                for name in RUN_FILES:
+                for name in RUN_FILES + (BOARD_DIR,):
                     _remove(os.path.join(run.path, name))
                 run.epochs_done = 0
         except BaseException:
@@ -193,7 +201,19 @@ class RunFolder:
             self.epochs_done = int(stamp["epoch"])
 
     def commit_epoch(self, model, epoch: int, row: dict) -> None:
-        """Commit epoch (1-based): config.json, the loss row, then model.keras with its stamp, renamed last."""
+        """Commit epoch (1-based): config.json, the loss row, then model.keras with its stamp, renamed last.
+
+        A worker saves the model like the chief (tf.distribute's contract: saving may take part in collectives),
+        into a temporary folder that it removes at once.
+        """
+        if self.worker:
+            scratch = tempfile.mkdtemp(prefix="pixelcnn_tf_worker_")
+            try:
+                model.save(os.path.join(scratch, MODEL_FILE))
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
+            self.epochs_done = epoch
+            return
         if not self.config_written:
             write_json_atomic(os.path.join(self.path, CONFIG_FILE), to_dict(self.config), epoch)
             self.config_written = True
@@ -207,9 +227,15 @@ class RunFolder:
             self._lock.close()
             self._lock = None
 
+    def abandon_plan(self) -> dict | None:
+        """What abandon() would remove, for a process that removes it once this one is dead (pixelcnn_tf.watchdog)."""
+        if self.worker or self.epochs_done or not self._created:
+            return None
+        return {"lock": os.path.join(self.path, LOCK_FILE), "folders": list(self._created)}
+
     def abandon(self) -> None:
         """After a failure before any commit: remove the folders this run created, so a refusal leaves nothing."""
-        if self.epochs_done == 0 and self._created:
+        if self.epochs_done == 0 and self._created and not self.worker:
             _remove(os.path.join(self.path, LOCK_FILE))
             for folder in reversed(self._created):
                 try:

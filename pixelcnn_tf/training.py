@@ -1,6 +1,7 @@
-"""model.fit with crash-safe per-epoch commits, resume, NaN guard, per-epoch test NLL, precision and device strategy."""
+"""model.fit with crash-safe per-epoch commits, resume, NaN guard, per-epoch test NLL, precision and tf.distribute."""
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -8,14 +9,18 @@ import time
 import keras
 import tensorflow as tf
 
-from pixelcnn_tf import data, faults
+from pixelcnn_tf import data, faults, keras_multiworker
+from pixelcnn_tf.board import TensorBoardLog
+from pixelcnn_tf.cluster import read_task, resolve_strategy
 from pixelcnn_tf.config import TrainConfig
 from pixelcnn_tf.datasets import dataset_spec
 from pixelcnn_tf.errors import UserError
 from pixelcnn_tf.footprint import check_fits
 from pixelcnn_tf.losses import epoch_row
 from pixelcnn_tf.model import build_model
-from pixelcnn_tf.run_folder import MODEL_FILE, RunFolder
+from pixelcnn_tf.run_folder import BOARD_DIR, MODEL_FILE, RunFolder
+from pixelcnn_tf.strategy import make_strategy
+from pixelcnn_tf.watchdog import deadline
 
 
 def cpu_has_bf16() -> bool:
@@ -45,21 +50,11 @@ def set_precision(precision: str) -> str:
     return resolved
 
 
-def make_strategy(devices: list[str] | None = None) -> tf.distribute.Strategy:
-    """MirroredStrategy over several GPUs (or the given devices); the default strategy otherwise."""
-    if devices:
-        return tf.distribute.MirroredStrategy(devices)
-    gpus = tf.config.list_logical_devices("GPU")
-    if len(gpus) > 1:
-        return tf.distribute.MirroredStrategy()
-    return tf.distribute.get_strategy()
-
-
 class CommitEpoch(keras.callbacks.Callback):
     """At each epoch's end, hand the epoch to RunFolder.commit_epoch: the one place a run's files are written.
 
-    A non-finite loss commits nothing (the last good epoch stays; TerminateOnNaN ends the run). Under a multi-worker
-    strategy only the chief should hold a RunFolder; the others would simply not get this callback.
+    A non-finite loss commits nothing (the last good epoch stays; TerminateOnNaN ends the run). Every worker of a
+    multi-worker run commits; a non-chief worker's RunFolder saves into a temporary folder it removes.
     """
 
     def __init__(self, run: RunFolder, dims: int):
@@ -83,6 +78,14 @@ class CommitEpoch(keras.callbacks.Callback):
         self.run.commit_epoch(self.model, epoch + 1, row)
 
 
+def synchronize_batchnorm(model: keras.Model) -> None:
+    """BatchNorm statistics over the global batch of all replicas, not each replica's share: the model N workers
+    train is the model one process trains. (Keras reads the flag at call time; it is saved in model.keras too.)"""
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.synchronized = True
+
+
 def learning_rate_for(config: TrainConfig, steps_per_epoch: int):
     """A float for the constant schedule; a cosine decay to 5% over every step of the run otherwise."""
     if config.lr_schedule == "constant":
@@ -99,14 +102,23 @@ def compile_model(model: keras.Model, learning_rate) -> keras.Model:
 
 
 def datasets(config: TrainConfig):
-    """(train, test) Keras datasets for the config; the global batch is split across replicas by tf.distribute."""
+    """(train, test, training images per epoch): Keras datasets of global batches.
+
+    tf.distribute splits each global batch across all replicas of all workers. Sharding is by data: every worker
+    runs the same seeded pipeline (shuffle order, binarization draws) and keeps its share of each batch, so N
+    workers see exactly the batches one process would (tfds MNIST is one file: sharding by file has nothing to
+    split). Each worker's share holds other images, hence other binarization draws.
+    """
     conditional = bool(config.model.num_classes)
     common = dict(levels=config.model.levels, data_dir=config.data_dir)
     train = data.load_split(config.dataset, "train", take=config.train_examples, **common)
     test = data.load_split(config.dataset, "test", take=config.test_examples, **common)
+    train_images = int(train.cardinality())
     train = data.fit_dataset(train, batch_size=config.batch_size, conditional=conditional, shuffle=True, seed=config.seed)
     test = data.fit_dataset(test, batch_size=config.batch_size, conditional=conditional)
-    return train, test
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return train.with_options(options), test.with_options(options), train_images
 
 
 def check_dataset_fits(config: TrainConfig) -> None:
@@ -138,7 +150,9 @@ def train(
     check_dataset_fits(config)
     check_fits(config)
     own = run is None
-    run = run or RunFolder.open(config, overwrite)
+    if own:
+        task = read_task()
+        run = RunFolder.open(config, overwrite, worker=bool(task and not task.is_chief))
     policy = keras.config.dtype_policy()  # set_precision changes a global: give the caller's back afterwards
     try:
         if run.complete:
@@ -156,21 +170,40 @@ def train(
 
 
 def _fit(config: TrainConfig, run: RunFolder, strategy, verbose, extra_callbacks) -> keras.callbacks.History:
-    # A resumed run draws other batches than epoch 1 did, rather than replaying its order.
-    keras.utils.set_random_seed(config.seed + run.epochs_done)
-    config.precision = set_precision(config.precision)
-    train_ds, test_ds = datasets(config)
-    strategy = strategy or make_strategy()
-    steps_per_epoch = int(train_ds.cardinality())
-    if config.lr_schedule != "constant" and steps_per_epoch < 1:
-        raise UserError(f"--lr-schedule {config.lr_schedule} needs a dataset of known size")
-    with strategy.scope():
-        model = compile_model(build_model(config.model), learning_rate_for(config, steps_per_epoch))
-        if run.epochs_done:
-            model.optimizer.build(model.trainable_variables)
-            model.load_weights(os.path.join(run.path, MODEL_FILE))  # weights and optimizer state (its step count too)
+    task = read_task()
+    name = resolve_strategy(config.strategy, task, config.tpu)
+    # A multi-worker strategy starts before any other TensorFlow op; it and the model's creation (variables start
+    # from the chief's values: the first collective step) wait for every peer, without end if one is missing.
+    waiting = contextlib.nullcontext()
+    if name in ("multiworker", "tpu"):
+        peers = f"the other workers of TF_CONFIG ({', '.join(task.peers)})" if task else f"the TPU {config.tpu or ''}"
+        message = f"{peers} did not answer within {config.connect_timeout:g} s (--connect-timeout)"
+        waiting = deadline(config.connect_timeout, message, cleanup=run.abandon_plan())
+    with waiting:
+        strategy = strategy or make_strategy(name, tpu=config.tpu)
+        # A resumed run draws other batches than epoch 1 did, rather than replaying its order.
+        keras.utils.set_random_seed(config.seed + run.epochs_done)
+        config.precision = set_precision(config.precision)
+        # The datasets right after the seed: their seeded ops are those of a one-process run, on every worker.
+        train_ds, test_ds, train_images = datasets(config)
+        steps_per_epoch = int(train_ds.cardinality())
+        if config.lr_schedule != "constant" and steps_per_epoch < 1:
+            raise UserError(f"--lr-schedule {config.lr_schedule} needs a dataset of known size")
+        with strategy.scope():
+            model = build_model(config.model)
+            if strategy.num_replicas_in_sync > 1:
+                synchronize_batchnorm(model)
+            model = compile_model(model, learning_rate_for(config, steps_per_epoch))
+            model.optimizer.build(model.trainable_variables)  # now, in the scope: not inside a replica's step
+            if run.epochs_done:
+                model.load_weights(os.path.join(run.path, MODEL_FILE))  # weights and optimizer state (its step count too)
+        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            keras_multiworker.prepare(model)
 
-    callbacks = [keras.callbacks.TerminateOnNaN(), CommitEpoch(run, config.model.dims)] + list(extra_callbacks or [])
+    callbacks = [keras.callbacks.TerminateOnNaN(), CommitEpoch(run, config.model.dims)]
+    if config.tensorboard and not run.worker:
+        callbacks.append(TensorBoardLog(os.path.join(run.path, BOARD_DIR), config.model, train_images))
+    callbacks += list(extra_callbacks or [])
     try:
         # shuffle=False: the tf.data pipeline already shuffles (Keras would only warn).
         history = model.fit(

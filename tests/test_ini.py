@@ -31,6 +31,18 @@ def test_values_are_parsed(tmp_path):
         "model": {"num_layers": 3, "levels": 2}, "data_dir": "/data", "batch_size": 32, "lr_schedule": "cosine"}
 
 
+def test_distribution_keys(tmp_path):
+    path = tmp_path / "c.txt"
+    path.write_text("[network]\nstrategy = multiworker\ntensorboard = no\n")
+    assert read_train_ini(str(path)) == {"model": {}, "strategy": "multiworker", "tensorboard": False}
+    path.write_text("[network]\ntensorboard = maybe\n")
+    with pytest.raises(UserError, match="tensorboard = 'maybe' is not a valid boolean \\(yes/no\\)"):
+        read_train_ini(str(path))
+    path.write_text("[network]\nstrategy = cluster\n")
+    with pytest.raises(UserError, match="unknown strategy 'cluster'"):
+        apply_overrides(TrainConfig(), read_train_ini(str(path))).validate()
+
+
 def test_unknown_key_is_named(tmp_path):
     path = tmp_path / "c.txt"
     path.write_text("[network]\nno_layers = 3\ndropout = 0.5\n")

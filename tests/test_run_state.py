@@ -190,4 +190,4 @@ def test_a_killed_run_leaves_temporaries_the_next_run_removes(finished, tmp_path
         (run_dir / name).write_bytes(b"")  # what a kill -9 inside a save leaves
     result = train(save_path, epochs=2)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert state(run_dir)["files"] == [".lock", "config.json", "losses.csv", "losses.md", "losses.png", "model.keras"]
+    assert state(run_dir)["files"] == [".lock", "config.json", "losses.csv", "losses.md", "losses.png", "model.keras", "tensorboard"]

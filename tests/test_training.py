@@ -40,7 +40,7 @@ def test_a_few_dozen_steps_lower_the_loss(tmp_path, tfds_dir):
     assert len(history.history["loss"]) == 1
     model = keras.models.load_model(os.path.join(config.run_dir, "model.keras"), compile=False)
     fresh = keras.Model.from_config(model.get_config())
-    _, test = datasets(config)
+    _, test, _ = datasets(config)
     inputs, targets = next(iter(test))
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     trained_loss = float(loss(targets, model(inputs, training=False)))
@@ -81,8 +81,9 @@ tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfigur
 sys.path.insert(0, {root!r})
 from pixelcnn_tf.config import ModelConfig, TrainConfig
 from pixelcnn_tf.run_folder import read_stamp
-from pixelcnn_tf.training import make_strategy, train
-strategy = make_strategy(["/cpu:0", "/cpu:1"])
+from pixelcnn_tf.strategy import make_strategy
+from pixelcnn_tf.training import train
+strategy = make_strategy(devices=["/cpu:0", "/cpu:1"])
 assert strategy.num_replicas_in_sync == 2
 config = TrainConfig(model=ModelConfig(num_layers=2, kernel_size=3, filters=8, levels=4), batch_size=32, epochs=1,
                      train_examples=96, test_examples=32, save_path={save!r}, run_name="mirrored", precision="float32")
