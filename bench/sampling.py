@@ -119,6 +119,17 @@ def main(argv=None) -> int:
     return 0
 
 
+def figures(seconds: float, batch: int, naive_image: float, forward: float) -> dict:
+    """One sampler's figures for a batch drawn in `seconds`, against naive sampling and one batched forward pass."""
+    return {
+        "batch_seconds": seconds,
+        "s_per_image": seconds / batch,
+        "images_per_second": batch / seconds,
+        "speedup_vs_naive": naive_image / (seconds / batch),
+        "x_forward_per_image": (seconds / batch) / (forward / batch),
+    }
+
+
 def bench_batch(args, m, logits_fn, fns, batch: int, graphs: dict, files: dict, workdir: str, spec) -> dict:
     """Forward, naive (extrapolated), cached and graph timings at one batch size; prints its table."""
     import numpy as np
@@ -157,23 +168,11 @@ def bench_batch(args, m, logits_fn, fns, batch: int, graphs: dict, files: dict, 
         start = time.perf_counter()
         sample_cached(fn, **kwargs)
         seconds = time.perf_counter() - start
-        row["cached"][backend] = {
-            "batch_seconds": seconds,
-            "s_per_image": seconds / batch,
-            "images_per_second": batch / seconds,
-            "speedup_vs_naive": naive_image / (seconds / batch),
-            "x_forward_per_image": (seconds / batch) / (forward / batch),
-        }
+        row["cached"][backend] = figures(seconds, batch, naive_image, forward)
     row["graph"] = {}
     for runtime, runner in graphs.items():
         seconds = time_graph(runner, spec, batch, labels, args.min_seconds)
-        row["graph"][runtime] = {
-            "batch_seconds": seconds,
-            "s_per_image": seconds / batch,
-            "images_per_second": batch / seconds,
-            "speedup_vs_naive": naive_image / (seconds / batch),
-            "x_forward_per_image": (seconds / batch) / (forward / batch),
-        }
+        row["graph"][runtime] = figures(seconds, batch, naive_image, forward)
         if args.memory and runtime in args.backends:
             layout = cached_layout(m)
             row.setdefault("peak_memory_mb", {})[runtime] = {

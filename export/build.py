@@ -70,6 +70,11 @@ def metadata(config: TrainConfig, run_dir: str, artifacts: dict, step: dict | No
     }
 
 
+def section(report: dict, key: str) -> dict:
+    """The per-artifact rows of a parity report's step or sampler_graph section ({} when the export has none)."""
+    return (report.get(key) or {}).get("artifacts") or {}
+
+
 def build(model, config: TrainConfig, run_dir: str, directory: str, quantize, parity_images: int, calibration_images: int, log) -> dict:
     """Write every artifact, metadata.json and parity.json into directory; returns the parity report."""
     conditional = bool(config.model.num_classes)
@@ -101,8 +106,7 @@ def build(model, config: TrainConfig, run_dir: str, directory: str, quantize, pa
     report = parity_report(keras_logits_fn(model, conditional), directory, meta, images, labels)
     report["step"] = step_parity(model, config.model, directory, meta, images, labels)
     report["sampler_graph"] = sampler_parity(directory, meta, images, labels)
-    report["ok"] = report["ok"] and all(row["ok"] for row in ((report["step"] or {}).get("artifacts") or {}).values())
-    report["ok"] = report["ok"] and all(row["ok"] for row in ((report["sampler_graph"] or {}).get("artifacts") or {}).values())
+    report["ok"] = report["ok"] and all(row["ok"] for key in ("step", "sampler_graph") for row in section(report, key).values())
     report["dataset"] = config.dataset
     write_json_atomic(os.path.join(directory, PARITY_FILE), report)
     log("\n".join([format_report(report, config.dataset)] + format_sampler_parity(report["sampler_graph"])))
@@ -122,10 +126,10 @@ def export_checkpoint(checkpoint, out: str, quantize=(), overwrite=False, parity
         report = build(model, config, run_dir, work.path, quantize, parity_images, calibration_images, log)
         if not report["ok"]:
             rows = list(report["artifacts"].items())
-            rows += [(f"step {name}", row) for name, row in ((report["step"] or {}).get("artifacts") or {}).items()]
+            rows += [(f"step {name}", row) for name, row in section(report, "step").items()]
             failed = [f"{name} {row['max_abs_logit_diff']:.2e} > {row['tolerance']:.1e}" for name, row in rows if not row.get("ok", True)]
             failed += [f"sampler {name} {min(row['agreement'].values()):.2%} of sub-pixels equal < {row['min_agreement']:.1%}"
-                       for name, row in ((report["sampler_graph"] or {}).get("artifacts") or {}).items() if not row["ok"]]
+                       for name, row in section(report, "sampler_graph").items() if not row["ok"]]
             raise ExportFailed(f"parity check failed (max |Δlogit|): {', '.join(failed)}")
         work.publish(out, overwrite)
     # Disk full or read-only while writing (TensorFlow reports it as its own error types): the partial export goes
