@@ -18,6 +18,7 @@ FLAGS = {
     "--epochs": ("epochs", int),
     "--learning-rate": ("learning_rate", float),
     "--lr-schedule": ("lr_schedule", str),
+    "--ema-decay": ("ema_decay", float),
     "--save-path": ("save_path", str),
     "--run-name": ("run_name", str),
     "--precision": ("precision", str),

@@ -13,7 +13,7 @@ from export.publish import WorkFolder, check_destination, remove_stale
 from export.sampler import format_sampler_parity, sampler_parity, write_sampler
 from export.step import step_parity, write_step
 from pixelcnn_tf import data, faults
-from pixelcnn_tf.checkpoints import MODEL_FILE, load_checkpoint
+from pixelcnn_tf.checkpoints import MODEL_FILE, float32_model, load_checkpoint
 from pixelcnn_tf.config import TrainConfig, to_dict
 from pixelcnn_tf.errors import UserError, first_line
 from pixelcnn_tf.files import write_json_atomic
@@ -24,20 +24,6 @@ from serve.metadata import FORMAT, FORMAT_VERSION, METADATA_FILE, RUNTIMES, file
 from serve.names import SAMPLE_SIGNATURE
 
 PARITY_FILE = "parity.json"
-
-
-def float32_model(model: keras.Model, config: TrainConfig) -> keras.Model:
-    """The model with float32 compute: a mixed-precision checkpoint would put bf16/fp16 ops in every artifact."""
-    if all(layer.dtype_policy.name == "float32" for layer in model.layers):
-        return model
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("float32")
-    try:
-        clone = build_model(config.model)
-    finally:
-        keras.config.set_dtype_policy(previous)
-    clone.set_weights(model.get_weights())
-    return clone
 
 
 def metadata(config: TrainConfig, run_dir: str, artifacts: dict, step: dict | None) -> dict:

@@ -7,7 +7,7 @@ import keras
 
 from pixelcnn_tf.config import CONFIG_FILE, TrainConfig
 from pixelcnn_tf.errors import UserError, first_line
-from pixelcnn_tf.run_folder import MODEL_FILE, find_run_dir, inspect_checkpoint, is_run_dir, write_checkpoint  # noqa: F401
+from pixelcnn_tf.run_folder import MODEL_FILE, check_averaged, find_run_dir, inspect_checkpoint, is_run_dir, write_checkpoint  # noqa: F401
 
 
 def save_model(model: keras.Model, run_dir: str) -> str:
@@ -47,17 +47,44 @@ def check_matches(model: keras.Model, config: TrainConfig, where: str) -> None:
         )
 
 
-def load_checkpoint(path: str | None, default_root: str = "models") -> tuple[keras.Model, TrainConfig, str]:
-    """Load (model, config, run_dir); the config must describe the stored model."""
+def load_checkpoint(path: str | None, default_root: str = "models", raw: bool = False) -> tuple[keras.Model, TrainConfig, str]:
+    """Load (model, config, run_dir); the config must describe the stored model.
+
+    A run trained with --ema-decay stores the averaged weights as its weights; raw=True gives the weights training
+    last stepped to instead (kept in the optimizer's state), to measure what the averaging gains.
+    """
     import pixelcnn_tf.layers  # noqa: F401  registers MaskedConv2D for deserialization
     import pixelcnn_tf.gated  # noqa: F401  registers the gated layers for deserialization
 
     run_dir, config, stamp = inspect_checkpoint(path, default_root)
+    if raw:
+        check_averaged(config, run_dir)
     model_path = os.path.join(run_dir, MODEL_FILE)
     try:
-        model = keras.models.load_model(model_path, compile=False)
+        model = keras.models.load_model(model_path, compile=raw)
     except Exception as e:  # keras raises many types for a damaged or foreign file
         raise UserError(f"cannot load {model_path}, it may be damaged: {first_line(e)}") from None
     if stamp is None:
         check_matches(model, config, run_dir)
+    if raw:
+        from pixelcnn_tf.averaging import raw_weights_model
+
+        model = raw_weights_model(model)
     return model, config, run_dir
+
+
+def float32_model(model: keras.Model, config: TrainConfig) -> keras.Model:
+    """The model with float32 compute: a mixed-precision checkpoint would put bf16/fp16 ops in every artifact and
+    round every NLL it scores."""
+    if all(layer.dtype_policy.name == "float32" for layer in model.layers):
+        return model
+    from pixelcnn_tf.model import build_model
+
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32")
+    try:
+        clone = build_model(config.model)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    clone.set_weights(model.get_weights())
+    return clone

@@ -10,7 +10,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from pixelcnn_tf.errors import ArgumentParser, UserError, import_tensorflow_quietly, run_cli  # noqa: E402
 from pixelcnn_tf.files import check_output_file, write_json_atomic  # noqa: E402
-from pixelcnn_tf.run_folder import inspect_checkpoint  # noqa: E402
+from pixelcnn_tf.run_folder import check_averaged, inspect_checkpoint  # noqa: E402
 
 
 def parse_args(argv):
@@ -23,6 +23,10 @@ def parse_args(argv):
     parser.add_argument("--examples", type=int, help="score only the first N images of the split (default: all)")
     parser.add_argument("--data-dir", help="TFDS data directory (default: the run's, then TFDS_DATA_DIR)")
     parser.add_argument("--out", help="also write the results as JSON here")
+    parser.add_argument(
+        "--weights", choices=("saved", "raw"), default="saved",
+        help="saved: the checkpoint's weights (the average, for a run with --ema-decay); raw: that run's un-averaged weights",
+    )
     return parser.parse_args(argv)
 
 
@@ -94,13 +98,17 @@ def _main(argv) -> int:
     check_options(args.split, args.batch_size, args.examples)
     if args.out:
         check_output_file(args.out, "--out")
-    inspect_checkpoint(args.checkpoint)
+    run_dir, config, _ = inspect_checkpoint(args.checkpoint)
+    raw = args.weights == "raw"
+    if raw:
+        check_averaged(config, run_dir)
 
     import_tensorflow_quietly()
-    from pixelcnn_tf.checkpoints import load_checkpoint
+    from pixelcnn_tf.checkpoints import float32_model, load_checkpoint
 
-    model, config, run_dir = load_checkpoint(args.checkpoint)
-    result = {"checkpoint": run_dir, "architecture": config.model.architecture}
+    model, config, run_dir = load_checkpoint(args.checkpoint, raw=raw)
+    model = float32_model(model, config)  # a mixed-precision run is scored in float32, as its exports compute
+    result = {"checkpoint": run_dir, "architecture": config.model.architecture, "weights": args.weights}
     result.update(
         evaluate(model, config, split=args.split, batch_size=args.batch_size, examples=args.examples, data_dir=args.data_dir)
     )

@@ -33,6 +33,7 @@ TRAIN_KEYS = {
         "architecture": ("model.architecture", str),
         "learning_rate": ("learning_rate", float),
         "lr_schedule": ("lr_schedule", str),
+        "ema_decay": ("ema_decay", float),
         "strategy": ("strategy", str),
         "tpu": ("tpu", str),
         "tensorboard": ("tensorboard", yes_no),

@@ -98,6 +98,12 @@ def inspect_checkpoint(path: str | None, default_root: str = "models") -> tuple[
     return run_dir, config, stamp
 
 
+def check_averaged(config: TrainConfig, run_dir: str) -> None:
+    """Raw weights exist apart from the saved ones only in a run trained with weight averaging."""
+    if not config.ema_decay:
+        raise UserError(f"{run_dir} was trained without --ema-decay: its saved weights are the raw ones")
+
+
 def missing_folders(path: str) -> list[str]:
     """The folders makedirs(path) would create, outermost first; refuses a path that runs through a file."""
     missing = []
@@ -185,7 +191,9 @@ class RunFolder:
         if os.path.exists(config_path):
             old = load_config(path)
             before = dict(stamp["model"]) if stamp and "model" in stamp else to_dict(old.model)
-            before["dataset"], now = old.dataset, dict(to_dict(self.config.model), dataset=self.config.dataset)
+            # The optimizer's state is part of a run too: with or without averages it is another set of variables.
+            before.update(dataset=old.dataset, ema_decay=old.ema_decay)
+            now = dict(to_dict(self.config.model), dataset=self.config.dataset, ema_decay=self.config.ema_decay)
             differences = config_differences(before, now)
             if differences:
                 raise UserError(

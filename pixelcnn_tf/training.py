@@ -10,6 +10,7 @@ import keras
 import tensorflow as tf
 
 from pixelcnn_tf import data, faults, keras_multiworker
+from pixelcnn_tf.averaging import AveragedWeights, restore_raw
 from pixelcnn_tf.board import TensorBoardLog
 from pixelcnn_tf.cluster import read_task, resolve_strategy
 from pixelcnn_tf.config import TrainConfig
@@ -93,9 +94,11 @@ def learning_rate_for(config: TrainConfig, steps_per_epoch: int):
     return keras.optimizers.schedules.CosineDecay(config.learning_rate, config.epochs * steps_per_epoch, alpha=0.05)
 
 
-def compile_model(model: keras.Model, learning_rate) -> keras.Model:
+def compile_model(model: keras.Model, learning_rate, ema_decay: float = 0.0) -> keras.Model:
+    """Adam; with ema_decay > 0 it also keeps an exponential moving average of the weights (Keras's use_ema)."""
+    averaging = dict(use_ema=True, ema_momentum=ema_decay) if ema_decay else {}
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
+        optimizer=keras.optimizers.Adam(learning_rate, **averaging),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
     )
     return model
@@ -193,10 +196,11 @@ def _fit(config: TrainConfig, run: RunFolder, strategy, verbose, extra_callbacks
             model = build_model(config.model)
             if strategy.num_replicas_in_sync > 1:
                 synchronize_batchnorm(model)
-            model = compile_model(model, learning_rate_for(config, steps_per_epoch))
+            model = compile_model(model, learning_rate_for(config, steps_per_epoch), config.ema_decay)
             model.optimizer.build(model.trainable_variables)  # now, in the scope: not inside a replica's step
             if run.epochs_done:
                 model.load_weights(os.path.join(run.path, MODEL_FILE))  # weights and optimizer state (its step count too)
+                restore_raw(model)  # a commit saved the average as the weights (AveragedWeights)
         if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
             keras_multiworker.prepare(model)
 
@@ -204,6 +208,8 @@ def _fit(config: TrainConfig, run: RunFolder, strategy, verbose, extra_callbacks
     if config.tensorboard and not run.worker:
         callbacks.append(TensorBoardLog(os.path.join(run.path, BOARD_DIR), config.model, train_images))
     callbacks += list(extra_callbacks or [])
+    if config.ema_decay:
+        callbacks.append(AveragedWeights())  # last: the epoch-end callbacks above read the averaged weights
     try:
         # shuffle=False: the tf.data pipeline already shuffles (Keras would only warn).
         history = model.fit(

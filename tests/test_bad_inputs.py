@@ -44,6 +44,9 @@ CLI_CASES = [
     (TRAIN, ["--architecture", "transformer"], "invalid choice: 'transformer'"),
     (TRAIN, ["--precision", "float8"], "invalid choice: 'float8'"),
     (TRAIN, ["--lr-schedule", "step"], "invalid choice: 'step'"),
+    (TRAIN, ["--ema-decay", "1"], "ema_decay must be in [0, 1) (0: no weight averaging), got 1.0"),
+    (TRAIN, ["--ema-decay", "-0.5"], "ema_decay must be in [0, 1)"),
+    (TRAIN, ["--ema-decay", "nan"], "ema_decay must be in [0, 1) (0: no weight averaging), got nan"),
     (TRAIN, ["--preset", "huge"], "invalid choice: 'huge'"),
     (TRAIN, ["--train-examples", "0"], "train_examples must be positive"),
     (TRAIN, ["--test-examples", "-1"], "test_examples must be positive"),
@@ -85,6 +88,8 @@ CLI_CASES = [
     (EVALUATE, ["--checkpoint", "{ws}/good", "--examples", "0"], "--examples must be positive"),
     (EVALUATE, ["--checkpoint", "{ws}/good", "--split", ""], "--split must not be empty"),
     (EVALUATE, ["--checkpoint", "{ws}/good", "--batch-size", "x"], "invalid int value: 'x'"),
+    (EVALUATE, ["--checkpoint", "{ws}/good", "--weights", "raw"], "good was trained without --ema-decay"),
+    (EVALUATE, ["--checkpoint", "{ws}/good", "--weights", "best"], "invalid choice: 'best'"),
     # export
     (EXPORT, ["--checkpoint", "{ws}/trunc", "--out", "{ws}/e"], "trunc/model.keras is damaged"),
     (EXPORT, ["--checkpoint", "{ws}/random", "--out", "{ws}/e"], "random/model.keras is damaged"),

@@ -21,6 +21,7 @@ from helpers import ROOT
 # images: the last global batch (8) is split 4 + 4, so the test NLL must be weighted by images, not batches.
 TINY = ["--num-layers", "2", "--filters", "8", "--kernel-size", "3", "--levels", "2", "--batch-size", "32",
         "--train-examples", "128", "--test-examples", "72", "--precision", "float32", "--epochs", "2"]
+AVERAGED = ["--ema-decay", "0.9"]  # the pair below also checks weight averaging across workers (saved: the average)
 TIMEOUT = 400  # seconds: a test fails rather than hangs if the workers never finish
 
 
@@ -64,7 +65,7 @@ def stamp(run_dir) -> int:
 @pytest.fixture(scope="module")
 def one_process(tmp_path_factory, tfds_dir):
     tmp = tmp_path_factory.mktemp("one")
-    result = train(tmp, tmp / "models", "--strategy", "one")
+    result = train(tmp, tmp / "models", "--strategy", "one", *AVERAGED)
     assert result.returncode == 0, result.stderr[-3000:]
     return tmp / "models" / "run"
 
@@ -72,7 +73,7 @@ def one_process(tmp_path_factory, tfds_dir):
 @pytest.fixture(scope="module")
 def two_workers(tmp_path_factory, tfds_dir):
     tmp = tmp_path_factory.mktemp("two")
-    result = launch(tmp, tmp / "models")
+    result = launch(tmp, tmp / "models", *AVERAGED)
     return tmp, result
 
 

@@ -148,7 +148,7 @@ def test_roles_find_decorated_names():
 def test_mixed_precision_checkpoints_export_in_float32():
     import keras
 
-    from export.build import float32_model
+    from pixelcnn_tf.checkpoints import float32_model
     from pixelcnn_tf.config import TrainConfig
     from pixelcnn_tf.model import build_model
 
