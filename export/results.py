@@ -1,0 +1,87 @@
+"""Record a shipped model's results.json: recipe, curve, wall time, machine, whole-split NLL with and without averaging.
+
+`python -m export.results --checkpoint models/<run> --export pretrained/<name> --recipe "python train.py ..."`
+"""
+from __future__ import annotations
+
+import os
+import platform
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from pixelcnn_tf.config import to_dict  # noqa: E402
+from pixelcnn_tf.errors import ArgumentParser, UserError, import_tensorflow_quietly, run_cli  # noqa: E402
+from pixelcnn_tf.files import write_json_atomic  # noqa: E402
+from pixelcnn_tf.losses import read_rows  # noqa: E402
+from pixelcnn_tf.run_folder import inspect_checkpoint  # noqa: E402
+
+SLICE = 1000  # the first test images a test re-measures through the exports (the whole split is too slow for CI)
+EVALUATE = "python -m pixelcnn_tf.evaluate --checkpoint {run} [--weights raw] [--examples 1000]"
+
+
+def machine() -> str:
+    """The CPU the figures were measured on: model, cores and whether bf16 is native (it decides the precision)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            info = f.read()
+    except OSError:
+        return platform.processor() or "unknown"
+    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "?")
+    flags = "AVX-512 BF16" if "avx512_bf16" in info else ("AVX-512" if "avx512f" in info else "AVX2, no AVX-512")
+    return f"{os.cpu_count()}-core {model} ({flags})"
+
+
+def record(run_dir: str, export_dir: str, recipe: str) -> dict:
+    import_tensorflow_quietly()
+    from pixelcnn_tf.checkpoints import float32_model, load_checkpoint
+    from pixelcnn_tf.evaluate import evaluate
+
+    model, config, run_dir = load_checkpoint(run_dir)
+    model = float32_model(model, config)  # scored as the exports compute
+    rows = read_rows(os.path.join(run_dir, "losses.csv"))
+    whole = evaluate(model, config)
+    part = evaluate(model, config, examples=SLICE)
+    raw = evaluate(float32_model(load_checkpoint(run_dir, raw=True)[0], config), config) if config.ema_decay else None
+    m = config.model
+    return {
+        "architecture": m.architecture, "dataset": config.dataset, "levels": m.levels, "model_config": to_dict(m),
+        "parameters": int(model.count_params()), "recipe": recipe, "batch_size": config.batch_size,
+        "learning_rate": config.learning_rate, "lr_schedule": config.lr_schedule, "ema_decay": config.ema_decay,
+        "precision": config.precision, "epochs_trained": len(rows),
+        "train_seconds_per_epoch": [float(row["seconds"]) for row in rows],
+        "train_minutes": round(sum(float(row["seconds"]) for row in rows) / 60, 1),
+        "test_nats_per_image_per_epoch": [float(row["test_nats_per_image"]) for row in rows],
+        "train_nats_per_image_per_epoch": [float(row["train_nats_per_image"]) for row in rows],
+        "hardware": machine(),
+        "test": {"split": "test", "examples": whole["examples"], "nats_per_image": round(whole["nats_per_image"], 4),
+                 "bits_per_dim": round(whole["bits_per_dim"], 5)},
+        "test_raw_weights": None if raw is None else {"examples": raw["examples"], "nats_per_image": round(raw["nats_per_image"], 4)},
+        "slice": {"split": "test", "examples": part["examples"], "nats_per_image": round(part["nats_per_image"], 4)},
+        "evaluate_command": EVALUATE,
+        "export": os.path.basename(os.path.normpath(export_dir)),
+    }
+
+
+def main(argv=None) -> int:
+    return run_cli(lambda: _main(argv), "python -m export.results")
+
+
+def _main(argv) -> int:
+    parser = ArgumentParser(prog="python -m export.results", description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", required=True, help="the run folder the export was made from")
+    parser.add_argument("--export", required=True, help="the export folder; results.json is written into it")
+    parser.add_argument("--recipe", required=True, help="the command that trained the run, as a user would type it")
+    args = parser.parse_args(argv)
+    run_dir, _, _ = inspect_checkpoint(args.checkpoint)
+    if not os.path.isfile(os.path.join(args.export, "metadata.json")):
+        raise UserError(f"{args.export} is not an export (no metadata.json)")
+    result = record(run_dir, args.export, args.recipe)
+    write_json_atomic(os.path.join(args.export, "results.json"), result)
+    print(f"{args.export}/results.json: {result['test']['nats_per_image']:.3f} nats/image on the whole test split"
+          + (f" ({result['test_raw_weights']['nats_per_image']:.3f} without averaging)" if result["test_raw_weights"] else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
