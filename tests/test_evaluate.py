@@ -8,15 +8,16 @@ import numpy as np
 import pytest
 
 from pixelcnn_tf import data, evaluate
-from pixelcnn_tf.checkpoints import load_checkpoint, save_model
+from pixelcnn_tf.checkpoints import float32_model, load_checkpoint, save_model
 from pixelcnn_tf.config import ModelConfig, TrainConfig, save_config
 from pixelcnn_tf.model import build_model
 from serve.sampling import nll_per_image
 
 
 def direct_nats_per_image(run_dir: str, count: int) -> float:
-    """The same score by hand: numpy log-softmax over logits of the first `count` test images."""
+    """The same score by hand: numpy log-softmax over float32 logits of the first `count` test images."""
     model, config, _ = load_checkpoint(run_dir)
+    model = float32_model(model, config)  # evaluate scores a mixed-precision run in float32
     m = config.model
     images, labels = data.load_arrays(config.dataset, "test", levels=m.levels, count=count)
     inputs = {"image": images.astype(np.float32)}

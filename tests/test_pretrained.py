@@ -12,6 +12,7 @@ from PIL import Image
 import generate
 from helpers import ROOT, assert_one_line_error, copy_export, rewrite_metadata, run_without_tensorflow
 from pixelcnn_tf import data
+from pixelcnn_tf.config import preset, to_dict
 from serve import Sampler, ServeError
 
 PRETRAINED = os.path.join(ROOT, "pretrained", "gated_mnist")
@@ -42,6 +43,20 @@ def test_recorded_nll_is_re_measured_on_a_test_slice(tfds_dir):
         nll = Sampler.load(PRETRAINED, backend).nll(images).mean()
         # Keras measured the slice; exported graphs agree to ~1e-6 per logit, so to far below 0.01 nats.
         assert abs(nll - recorded["slice"]["nats_per_image"]) < 0.01, (backend, nll, recorded["slice"])
+
+
+def test_results_name_a_preset_that_trains_the_shipped_model_again():
+    recorded = results()
+    preset_name = re.search(r"--preset (\S+)", recorded["recipe"]).group(1)
+    config = preset(preset_name)
+    assert to_dict(config.model) | {"height": 28, "width": 28, "channels": 1} == recorded["model_config"]
+    trained = {key: recorded[key] for key in ("batch_size", "learning_rate", "lr_schedule", "ema_decay")}
+    assert trained == {key: getattr(config, key) for key in trained}
+    assert recorded["epochs_trained"] == config.epochs == len(recorded["test_nats_per_image_per_epoch"])
+    assert recorded["train_minutes"] <= 150 and recorded["hardware"]
+    # The averaged weights are the shipped ones: their whole-split NLL is the last epoch's, and it beats the raw one.
+    assert recorded["test"]["nats_per_image"] == pytest.approx(recorded["test_nats_per_image_per_epoch"][-1], abs=0.01)
+    assert recorded["test"]["nats_per_image"] < recorded["test_raw_weights"]["nats_per_image"]
 
 
 def test_fresh_clone_generate_samples_the_shipped_model(tmp_path, monkeypatch, capsys):
