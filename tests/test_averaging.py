@@ -16,6 +16,8 @@ from pixelcnn_tf.errors import UserError
 from pixelcnn_tf.evaluate import evaluate
 from pixelcnn_tf.training import train
 
+pytestmark = pytest.mark.slow  # every test here trains
+
 
 def averaged_config(tmp_path, epochs=1) -> TrainConfig:
     return TrainConfig(
