@@ -8,7 +8,6 @@ per-epoch figure training records) and with the raw ones (`evaluate --weights ra
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
 import os
@@ -18,6 +17,7 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from export.results import machine  # noqa: E402
+from pixelcnn_tf.losses import read_rows  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN_IMAGES = 60000
@@ -73,13 +73,10 @@ def run_candidate(name: str, flags: list[str], seconds: float, save_path: str) -
     python("train.py", *run_flags)
     wall = time.perf_counter() - started
     run_dir = os.path.join(save_path, name)
-    with open(os.path.join(run_dir, "losses.csv"), encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
-    raw = python("-m", "pixelcnn_tf.evaluate", "--checkpoint", run_dir, "--weights", "raw", "--out",
-                 os.path.join(run_dir, "raw.json"))
+    rows = read_rows(os.path.join(run_dir, "losses.csv"))
+    python("-m", "pixelcnn_tf.evaluate", "--checkpoint", run_dir, "--weights", "raw", "--out", os.path.join(run_dir, "raw.json"))
     with open(os.path.join(run_dir, "raw.json"), encoding="utf-8") as f:
         raw_nats = json.load(f)["nats_per_image"]
-    del raw
     return {
         "name": name, "flags": " ".join(flags[len(BASE):]) or "(gated_mnist preset)", "probe_images_per_s": round(rate, 1),
         "train_images": per_epoch * epochs, "epochs": epochs, "train_seconds": round(sum(float(r["seconds"]) for r in rows), 1),
