@@ -10,7 +10,7 @@ import sys
 import urllib.parse
 
 from serve.graph import graph_artifact
-from serve.metadata import ServeError, read_metadata
+from serve.metadata import ServeError, checked_path, read_metadata
 
 PROG = "python -m serve.web"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -26,10 +26,16 @@ class Handler(http.server.SimpleHTTPRequestHandler):
     """Static files from a few mounted folders: /web/ (the page), /export/ (the export) and /pretrained/."""
 
     mounts: dict[str, str] = {}
+    real_path: str | None = None  # what send_head resolved the request to (see resolve)
     home = "/web/"
     extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map, **MIME_TYPES}
 
     def send_head(self):
+        try:
+            self.real_path = resolve(self.mounts, self.path)
+        except ValueError as e:  # a NUL byte or bad percent-encoding: no file can have that name
+            self.send_error(400, str(e))
+            return None
         if urllib.parse.urlsplit(self.path).path == "/":
             self.send_response(302)
             self.send_header("Location", self.home)
@@ -39,12 +45,18 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         return super().send_head()
 
     def translate_path(self, path: str) -> str:
-        clean = posixpath.normpath(urllib.parse.unquote(urllib.parse.urlsplit(path).path))
-        for prefix, folder in self.mounts.items():
-            if clean == prefix.rstrip("/") or clean.startswith(prefix):
-                self.directory = folder
-                return super().translate_path(path[len(prefix) - 1:])
-        return os.path.join(WEB_DIR, "does-not-exist")  # outside every mount: 404
+        return self.real_path or os.path.join(WEB_DIR, "does-not-exist")  # outside every mount: 404
+
+    def __getattr__(self, name: str):
+        if name.startswith("do_"):  # any method but GET and HEAD (which the base class has): 405, not 501
+            return self.refuse_method
+        raise AttributeError(name)
+
+    def refuse_method(self):
+        self.send_response(405)
+        self.send_header("Allow", "GET, HEAD")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
 
     def list_directory(self, path):
         self.send_error(404, "No directory listings")
@@ -62,10 +74,35 @@ class Handler(http.server.SimpleHTTPRequestHandler):
             super().log_message(format, *args)
 
 
+def resolve(mounts: dict[str, str], url: str) -> str | None:
+    """The real path a URL names: a regular file or folder inside its mount once symlinks are resolved, else None (404).
+
+    Raises ValueError for a path no file can have (NUL byte, undecodable percent-encoding): 400.
+    """
+    try:
+        path = urllib.parse.unquote(urllib.parse.urlsplit(url).path, errors="strict")
+    except UnicodeDecodeError:
+        raise ValueError("path is not UTF-8") from None
+    if "\0" in path:
+        raise ValueError("NUL byte in path")
+    clean = posixpath.normpath(path)
+    for prefix, folder in mounts.items():
+        if clean == prefix.rstrip("/") or clean.startswith(prefix):
+            root = os.path.realpath(folder)
+            real = os.path.realpath(os.path.join(root, clean[len(prefix):]))
+            if os.path.isdir(real) and path.endswith("/"):
+                real = os.path.realpath(os.path.join(real, "index.html"))  # what the base class would open
+            inside = os.path.commonpath([root, real]) == root
+            return real if inside and (os.path.isfile(real) or os.path.isdir(real)) else None
+    return None
+
+
 def make_server(export_dir: str = DEFAULT_EXPORT, port: int = 8000, verbose: bool = False) -> http.server.ThreadingHTTPServer:
     """A server (not yet serving) for the page and export_dir; port 0 picks a free one. Raises ServeError."""
-    if graph_artifact(read_metadata(export_dir), "onnx") is None:
+    entry = graph_artifact(read_metadata(export_dir), "onnx")
+    if entry is None:
         raise ServeError(f"export {export_dir} has no sampler graph (sampler.onnx), which the page runs; re-export it with `python -m export`")
+    checked_path(entry, export_dir, "sampler graph onnx")  # the page checks it too, but only after the download
     if not os.path.isdir(os.path.join(WEB_DIR, RUNTIME_DIR)):
         raise ServeError(f"no onnxruntime-web in {os.path.join(WEB_DIR, RUNTIME_DIR)}: run `npm ci` in {WEB_DIR} first")
     mounts = {"/web/": WEB_DIR, "/export/": os.path.abspath(export_dir), "/pretrained/": os.path.join(ROOT, "pretrained")}
@@ -79,8 +116,13 @@ def make_server(export_dir: str = DEFAULT_EXPORT, port: int = 8000, verbose: boo
     return server
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")  # one line, no usage block: the CLIs' error shape
+
+
 def parse_args(argv):
-    parser = argparse.ArgumentParser(prog=PROG, description="Serve the in-browser sampling page and an export on 127.0.0.1.")
+    parser = ArgumentParser(prog=PROG, description="Serve the in-browser sampling page and an export on 127.0.0.1.")
     parser.add_argument("--export", default=DEFAULT_EXPORT, metavar="DIR", help="export directory to serve (default: pretrained/gated_mnist)")
     parser.add_argument("--port", type=int, default=8000, help="TCP port on 127.0.0.1; 0 picks a free one (default: 8000)")
     parser.add_argument("--verbose", action="store_true", help="log every request")

@@ -125,23 +125,22 @@ def test_a_bad_export_url_shows_an_error_on_the_page(page, server):
     assert "metadata.json" in text and "404" in text, text
 
 
-def damaged_copy(web_export: str, tmp_path, keep_checksums: bool) -> str:
-    copy = copy_export(web_export, tmp_path / "damaged")
-    path = os.path.join(copy, meta_of(copy)["sampler_graph"]["artifacts"]["onnx"]["path"])
+def damage(export_dir: str, keep_checksums: bool) -> None:
+    path = os.path.join(export_dir, meta_of(export_dir)["sampler_graph"]["artifacts"]["onnx"]["path"])
     data = bytearray(open(path, "rb").read())
     if keep_checksums:  # same size, other bytes: only the sha256 tells
         data[len(data) // 3 : len(data) // 3 + 64] = b"\xff" * 64
     else:  # truncated, with no size or sha256 to check: onnxruntime-web itself meets the damage
         data = data[: len(data) // 2]
-        rewrite_metadata(copy, lambda meta: [meta["sampler_graph"]["artifacts"]["onnx"].pop(key) for key in ("sha256", "bytes")])
+        rewrite_metadata(export_dir, lambda meta: [meta["sampler_graph"]["artifacts"]["onnx"].pop(key) for key in ("sha256", "bytes")])
     open(path, "wb").write(bytes(data))
-    return copy
 
 
 @pytest.mark.parametrize("keep_checksums", [True, False], ids=["checksum", "runtime"])
 def test_a_damaged_sampler_graph_shows_an_error_on_the_page(page, web_export, tmp_path, keep_checksums):
-    copy = damaged_copy(web_export, tmp_path, keep_checksums)
-    with WebServer(copy) as damaged:
+    copy = copy_export(web_export, tmp_path / "damaged")
+    with WebServer(copy) as damaged:  # the server checks the files when it starts; these change after
+        damage(copy, keep_checksums)
         assert page.open(damaged.url) == "error"
     text = page.error()
     expected = "does not match the sha256" if keep_checksums else "cannot load"
@@ -167,12 +166,12 @@ def test_server_needs_no_tensorflow(web_export):
 
 
 def serve_web_error(*argv) -> str:
-    """python -m serve.web must refuse: exit 2, nothing on stdout, one error line."""
+    """python -m serve.web must refuse: exit 2, nothing on stdout, one error line and nothing else."""
     run = subprocess.run([sys.executable, "-m", "serve.web", *argv], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert run.returncode == 2 and run.stdout == ""
     lines = run.stderr.strip().splitlines()
-    assert lines[-1].startswith("python -m serve.web: error:"), run.stderr
-    return lines[-1]
+    assert len(lines) == 1 and lines[0].startswith("python -m serve.web: error:"), run.stderr
+    return lines[0]
 
 
 def test_server_refuses_what_the_page_cannot_run(tmp_path, web_export):
