@@ -77,11 +77,12 @@ def check_output_path(path: str) -> None:
     check_output_file(path, "--out")
 
 
-def load_sampler(path: str | None, backend: str | None, sampler: str | None = "naive"):
+def load_sampler(path: str | None, backend: str | None, sampler: str | None = "naive", precheck=None):
     """(Sampler, source, note) for a checkpoint (keras) or an export directory (savedmodel, onnx, tflite, numpy...).
 
     sampler 'graph' falls back to cached and 'cached' to naive where the export lacks them; note then says so (else
-    None). sampler None: the fastest the export has (cached for a checkpoint).
+    None). sampler None: the fastest the export has (cached for a checkpoint). precheck(height, num_classes) runs on
+    the model's config.json or metadata.json before TensorFlow or any model loads.
     """
     from serve import Sampler
     from serve.graph import graph_artifact
@@ -93,12 +94,16 @@ def load_sampler(path: str | None, backend: str | None, sampler: str | None = "n
         from pixelcnn_tf.run_folder import inspect_checkpoint
 
         backend = backend or "keras"
+        # A missing, damaged or mismatched checkpoint is refused before TensorFlow loads; so are flags the model refuses.
+        run_dir, config, _ = inspect_checkpoint(path)
         if backend != "keras":
+            name = os.path.basename(os.path.normpath(run_dir))
             raise UserError(
-                f"--backend {backend} needs an export directory (one with metadata.json), and {path or 'models'} is none; "
-                f"make one with `python -m export --checkpoint {path or 'models'} --out exports/NAME`"
+                f"--backend {backend} needs an export directory (one with metadata.json), and {run_dir} is a training run; "
+                f"make one with `python -m export --checkpoint {run_dir} --out exports/{name}`, then pass --checkpoint exports/{name}"
             )
-        inspect_checkpoint(path)  # a missing, damaged or mismatched checkpoint is refused before TensorFlow loads
+        if precheck:
+            precheck(config.model.height, config.model.num_classes)
         import_tensorflow_quietly()
         from pixelcnn_tf.checkpoints import load_checkpoint
         from pixelcnn_tf.generation import keras_sampler
@@ -106,6 +111,9 @@ def load_sampler(path: str | None, backend: str | None, sampler: str | None = "n
         model, config, run_dir = load_checkpoint(path)
         return keras_sampler(model, config.model, sampler or "cached"), run_dir, None
     backend = backend or "onnx"
+    meta = read_metadata(path)
+    if precheck:
+        precheck(meta["height"], meta.get("num_classes") or 0)
     if backend in TENSORFLOW_BACKENDS:
         import_tensorflow_quietly()
         # An export holds no .keras file: both TensorFlow backends run its SavedModel's serving signature.
@@ -114,7 +122,6 @@ def load_sampler(path: str | None, backend: str | None, sampler: str | None = "n
         if sampler != "naive":
             fallback = f"--backend {backend} of an export has no step model (onnx, tflite and numpy have)"
         return savedmodel_sampler(path), path, _note(fallback)
-    meta = read_metadata(path)
     if sampler is None:  # the fastest there is; without a step model either, a note says it samples naively
         sampler = "graph" if graph_artifact(meta, backend) else "cached"
     if sampler == "graph" and not graph_artifact(meta, backend):
@@ -170,16 +177,13 @@ def _main(argv) -> int:
     try:
         check_request(num_images, args.temperature, args.batch_size)  # before minutes of model loading
         check_seed(args.seed)
-        sampler, source, note = load_sampler(checkpoint, args.backend, args.sampler)
+        sampler, source, note = load_sampler(checkpoint, args.backend, args.sampler,
+                                             lambda height, classes: check_against_model(args, settings, height, classes))
     except (SamplingError, ServeError) as e:
         raise UserError(str(e)) from None
     if note:
         print(note, file=sys.stderr)
     m = sampler.spec
-    if settings["image_size"] is not None and settings["image_size"] != m.height:
-        raise UserError(f"images_size = {settings['image_size']} but the checkpoint draws {m.height}x{m.width} images")
-    if args.keep_rows is not None and args.keep_rows > m.height:
-        raise UserError(f"--keep-rows must be at most the image height {m.height}, got {args.keep_rows}")
     originals, test_labels = load_originals(args.complete, sampler, num_images) if args.complete else (None, None)
     count = num_images if originals is None else len(originals)
     columns = math.ceil(math.sqrt(count))
@@ -223,6 +227,17 @@ def _main(argv) -> int:
         print(f"wrote the raster-order animation to {args.animate}")
     print(f"wrote {num_images} samples from {source} ({sampler.backend}) with {sampler.sampler} sampling to {args.out}")
     return 0
+
+
+def check_against_model(args, settings: dict, height: int, num_classes: int) -> None:
+    """The flags that depend on the model, checked from its config.json or metadata.json before it loads."""
+    if settings["image_size"] is not None and settings["image_size"] != height:
+        raise UserError(f"images_size = {settings['image_size']} but the checkpoint draws images {height} pixels high")
+    if args.keep_rows is not None and args.keep_rows > height:
+        raise UserError(f"--keep-rows must be at most the image height {height}, got {args.keep_rows}")
+    resolve_labels(args.label, 1, num_classes, 1)
+    if num_classes and args.label is None and args.complete != "test":
+        raise UserError(f"this model is class-conditional: pass --label 0..{num_classes - 1} or --label all")
 
 
 def check_modes(args) -> None:

@@ -7,7 +7,7 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from export.publish import check_destination  # noqa: E402
+from export.publish import check_destination, make_parents  # noqa: E402
 from pixelcnn_tf.errors import ArgumentParser, import_tensorflow_quietly, run_cli  # noqa: E402
 from pixelcnn_tf.run_folder import inspect_checkpoint  # noqa: E402
 
@@ -36,7 +36,7 @@ def positive(text: str) -> int:
 def parse_args(argv):
     parser = ArgumentParser(prog=PROG, description="Export a PixelCNN checkpoint for TensorFlow-free sampling.")
     parser.add_argument("--checkpoint", help="run directory, its model.keras, or a folder of runs (newest); default: models/")
-    parser.add_argument("--out", required=True, help="export directory to create (must not exist, unless --overwrite)")
+    parser.add_argument("--out", required=True, help="export directory to create, with missing parent folders (must not exist, unless --overwrite)")
     parser.add_argument("--tflite-quantize", type=quantizations, action="append", default=[], metavar="float16|dynamic|int8",
                         help="also write quantized TFLite variants; repeatable or a comma list")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing export at --out")
@@ -51,6 +51,7 @@ def _main(argv) -> int:
     # Everything that needs no TensorFlow first: bad input is answered in well under a second.
     check_destination(os.path.abspath(args.out), args.overwrite)
     inspect_checkpoint(args.checkpoint)
+    make_parents(os.path.abspath(args.out))  # e.g. exports/ on a fresh clone
 
     import_tensorflow_quietly()
     from export.artifacts import ExportFailed

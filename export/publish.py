@@ -19,14 +19,27 @@ LOCK_FILE = ".lock"
 
 
 def check_destination(out: str, overwrite: bool) -> None:
-    """Refuse before any work: a missing or read-only parent, or an existing --out (unless an export to overwrite)."""
-    check_writable_folder(os.path.dirname(out), "folder for --out")
+    """Refuse before any work: a read-only or file ancestor, or an existing --out (unless an export to overwrite).
+
+    Missing parent folders are fine: make_parents creates them once the checkpoint is checked too.
+    """
+    existing = os.path.dirname(out)
+    while not os.path.lexists(existing):
+        existing = os.path.dirname(existing)
+    check_writable_folder(existing, "folder for --out")
     if os.path.lexists(out):
         if not overwrite:
             raise UserError(f"{out} already exists; pass --overwrite to replace it")
         # Never delete something that is not one of our exports (a typo like --out . must not rm -rf).
         if not os.path.isdir(out) or not is_export_dir(out):
             raise UserError(f"{out} exists and is not an export directory; refusing to replace it")
+
+
+def make_parents(out: str) -> None:
+    try:
+        os.makedirs(os.path.dirname(out), exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot create the folder for --out {out}: {e.strerror or e}") from None
 
 
 def remove_stale(out: str) -> list[str]:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from pixelcnn_tf.errors import UserError
 from pixelcnn_tf.files import write_json_atomic
-from serve.cached import ARCHITECTURES  # the one table of architecture names (pixelcnn_tf/model.py mirrors it)
+from serve.names import ARCHITECTURE_NAMES as ARCHITECTURES  # serve/cached.py's table (pixelcnn_tf/model.py mirrors it)
 
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 LR_SCHEDULES = ("constant", "cosine")

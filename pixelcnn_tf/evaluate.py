@@ -1,4 +1,4 @@
-"""Exact NLL of a checkpoint over a data split: `python -m pixelcnn_tf.evaluate --checkpoint RUN [--split test]`."""
+"""Exact NLL of a checkpoint or export over a data split: `python -m pixelcnn_tf.evaluate --checkpoint RUN|EXPORT`."""
 from __future__ import annotations
 
 import math
@@ -11,13 +11,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from pixelcnn_tf.errors import ArgumentParser, UserError, import_tensorflow_quietly, run_cli  # noqa: E402
 from pixelcnn_tf.files import check_output_file, write_json_atomic  # noqa: E402
 from pixelcnn_tf.run_folder import check_averaged, inspect_checkpoint  # noqa: E402
+from serve.metadata import is_export_dir, read_metadata  # noqa: E402
 
 
 def parse_args(argv):
     parser = ArgumentParser(
-        prog="python -m pixelcnn_tf.evaluate", description="Score a PixelCNN checkpoint: nats/image and bits/dim."
+        prog="python -m pixelcnn_tf.evaluate", description="Score a PixelCNN checkpoint or export: nats/image and bits/dim."
     )
-    parser.add_argument("--checkpoint", help="run directory, its model.keras, or a folder of runs (newest); default: models/")
+    parser.add_argument("--checkpoint", help="run directory, its model.keras, a folder of runs (newest), or an export directory; default: models/")
+    parser.add_argument("--backend", help="for an export directory: onnx (default), tflite, numpy, tflite_int8, ... (serve.Sampler.nll)")
     parser.add_argument("--split", default="test", help="tfds split, e.g. test, train, test[:1000] (default: test)")
     parser.add_argument("--batch-size", type=int, default=144, help="images per forward pass (default 144)")
     parser.add_argument("--examples", type=int, help="score only the first N images of the split (default: all)")
@@ -75,19 +77,54 @@ def evaluate(model, config, *, split: str = "test", batch_size: int = 144, examp
             per_image.extend(nll(inputs, targets).numpy().tolist())
     except tf.errors.DataLossError as e:
         raise data.damaged(e, config.dataset) from None
+    return summary(per_image, config.dataset, split, m.levels, m.dims, started)
+
+
+def evaluate_export(export_dir: str, backend: str = "onnx", *, split: str = "test", batch_size: int = 144,
+                    examples: int | None = None, data_dir=None) -> dict:
+    """Score an export through serve.Sampler.nll (onnxruntime, LiteRT or numpy): the same per-image sums as evaluate().
+
+    The images still come through tfds and tf.data: the test split's fixed binarization is TensorFlow's seeded draw.
+    """
+    from serve import Sampler, ServeError
+
+    check_options(split, batch_size, examples)
+    try:
+        # naive: the full model only (no sampler graph to load); numpy has none and scores with its step model.
+        sampler = Sampler.load(export_dir, backend, sampler=None if backend == "numpy" else "naive")
+    except ServeError as e:
+        raise UserError(str(e)) from None
+    import_tensorflow_quietly()
+    import tensorflow as tf
+
+    from pixelcnn_tf import data
+
+    dataset, spec = sampler.metadata.get("dataset", "mnist"), sampler.spec
+    pairs = data.load_split(dataset, split, levels=spec.levels, data_dir=data_dir, take=examples).batch(batch_size)
+    started = time.perf_counter()
+    per_image = []
+    try:
+        for images, labels in pairs.as_numpy_iterator():
+            per_image.extend(sampler.nll(images, labels if spec.num_classes else None, batch_size).tolist())
+    except tf.errors.DataLossError as e:
+        raise data.damaged(e, dataset) from None
+    return summary(per_image, dataset, split, spec.levels, spec.dims, started)
+
+
+def summary(per_image: list[float], dataset: str, split: str, levels: int, dims: int, started: float) -> dict:
     if not per_image:
-        raise UserError(f"split {split!r} of {config.dataset} holds no images")
+        raise UserError(f"split {split!r} of {dataset} holds no images")
     total = math.fsum(per_image)  # exact sum of the float64 per-image values, whatever the batching
     nats = total / len(per_image)
     return {
-        "dataset": config.dataset,
+        "dataset": dataset,
         "split": split,
         "examples": len(per_image),
-        "levels": m.levels,
-        "dims": m.dims,
+        "levels": levels,
+        "dims": dims,
         "total_nats": total,
         "nats_per_image": nats,
-        "bits_per_dim": nats / (m.dims * math.log(2.0)),
+        "bits_per_dim": nats / (dims * math.log(2.0)),
         "seconds": round(time.perf_counter() - started, 3),
     }
 
@@ -98,6 +135,23 @@ def _main(argv) -> int:
     check_options(args.split, args.batch_size, args.examples)
     if args.out:
         check_output_file(args.out, "--out")
+    if args.checkpoint and is_export_dir(args.checkpoint):
+        result = _score_export(args)
+    else:
+        result = _score_checkpoint(args)
+    print(
+        f"{result['dataset']} {result['split']} ({result['examples']} images): "
+        f"{result['nats_per_image']:.3f} nats/image, {result['bits_per_dim']:.4f} bits/dim"
+    )
+    if args.out:
+        write_json_atomic(args.out, result)
+    return 0
+
+
+def _score_checkpoint(args) -> dict:
+    if args.backend not in (None, "keras"):
+        raise UserError(f"--backend {args.backend} scores an export directory (one with metadata.json); "
+                        f"{args.checkpoint or 'models'} is a training run, scored with keras")
     run_dir, config, _ = inspect_checkpoint(args.checkpoint)
     raw = args.weights == "raw"
     if raw:
@@ -109,16 +163,18 @@ def _main(argv) -> int:
     model, config, run_dir = load_checkpoint(args.checkpoint, raw=raw)
     model = float32_model(model, config)  # a mixed-precision run is scored in float32, as its exports compute
     result = {"checkpoint": run_dir, "architecture": config.model.architecture, "weights": args.weights}
-    result.update(
-        evaluate(model, config, split=args.split, batch_size=args.batch_size, examples=args.examples, data_dir=args.data_dir)
-    )
-    print(
-        f"{result['dataset']} {result['split']} ({result['examples']} images): "
-        f"{result['nats_per_image']:.3f} nats/image, {result['bits_per_dim']:.4f} bits/dim"
-    )
-    if args.out:
-        write_json_atomic(args.out, result)
-    return 0
+    return result | evaluate(model, config, split=args.split, batch_size=args.batch_size, examples=args.examples,
+                             data_dir=args.data_dir)
+
+
+def _score_export(args) -> dict:
+    if args.weights == "raw":
+        raise UserError(f"--weights raw needs the training run: the export {args.checkpoint} holds only its shipped weights")
+    backend = args.backend or "onnx"
+    result = evaluate_export(args.checkpoint, backend, split=args.split, batch_size=args.batch_size,
+                             examples=args.examples, data_dir=args.data_dir)
+    architecture = (read_metadata(args.checkpoint).get("model_config") or {}).get("architecture")
+    return {"checkpoint": args.checkpoint, "architecture": architecture, "backend": backend, "weights": "saved"} | result
 
 
 def main(argv=None) -> int:

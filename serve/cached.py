@@ -6,12 +6,14 @@ from typing import Callable
 import numpy as np
 
 from serve.gated_cached import GATED
+from serve.names import ARCHITECTURE_NAMES
 from serve.sampling import SamplingError, check_request, draw, uniforms
 from serve.seed_cached import SEED
 from serve.step_architecture import StepArchitecture
 
 # The one table of architectures with cached sampling; pixelcnn_tf/model.py keys its TensorFlow side by these names.
 ARCHITECTURES: dict[str, StepArchitecture] = {entry.name: entry for entry in (SEED, GATED)}
+assert tuple(ARCHITECTURES) == ARCHITECTURE_NAMES, "serve/names.py must list the table's architectures"
 LAYOUT_KEYS = ("num_layers", "kernel_size", "filters", "levels")  # with "architecture": a step's cache layout
 
 

@@ -1,6 +1,8 @@
 """Tensor names shared by the exporter, the Keras models and serve: one spelling each."""
 from __future__ import annotations
 
+# Architecture names, importable without numpy (train.py's flag check); serve/cached.py's table must name the same.
+ARCHITECTURE_NAMES = ("pixelcnn", "gated")
 IMAGE = "image"  # full model input: float32 (B, H, W, C) level indices
 LABEL = "label"  # int32 (B,) class id, class-conditional models only
 LOGITS = "logits"  # full model (B, H, W, C, levels); step models (B, C, levels)

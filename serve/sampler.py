@@ -5,7 +5,7 @@ from typing import Callable
 
 import numpy as np
 
-from serve.cached import sample_cached
+from serve.cached import sample_cached, teacher_forced_logits
 from serve.graph import GraphRunner, as_float32_uniforms, graph_artifact, load_graph, loop_images
 from serve.metadata import ModelSpec, ServeError, artifact, read_metadata, spec_of
 from serve.names import IMAGE, LABEL, LOGITS
@@ -42,7 +42,8 @@ class Sampler:
         sampler: 'graph' (the exported sampler graph: one runtime call per batch), 'cached' (one step-model call per
         sub-pixel), 'naive' (one full forward pass per sub-pixel) or None: the first of these the export has for
         backend. Quantized TFLite variants have neither graph nor step model: naive. All draw the same pixels.
-        nll() and log_prob() always use the full model (one forward pass per image batch).
+        nll() and log_prob() use the full model (one forward pass per image batch); numpy's, the step model fed the
+        images' own levels (one step per sub-pixel: the same sums, slower).
         num_threads: intra-op threads for every model; None: measured defaults (serve/runtime.py).
         """
         if num_threads is not None and (not isinstance(num_threads, int) or num_threads < 1):
@@ -141,8 +142,8 @@ class Sampler:
 
     def nll(self, images, labels=None, batch_size: int = SCORE_BATCH) -> np.ndarray:
         """Negative log-likelihood in nats of each image (N, H, W, C) of level indices, as float64 (N,)."""
-        if self.logits_fn is None:
-            raise ServeError(f"the {self.backend} backend has no full model to score images; use onnx or tflite")
+        if self.logits_fn is None and self.step is None:
+            raise ServeError(f"the {self.backend} backend has no full model or step model to score images; use onnx or tflite")
         images = self.check_images(images)
         labels = check_labels(labels, len(images), self.spec.num_classes)
         if not is_integer(batch_size) or batch_size < 1:
@@ -150,7 +151,11 @@ class Sampler:
         scores = []
         for start in range(0, len(images), batch_size):
             batch = images[start : start + batch_size]
-            logits = self.logits_fn(batch.astype(np.float32), None if labels is None else labels[start : start + batch_size])
+            batch_labels = None if labels is None else labels[start : start + batch_size]
+            if self.logits_fn is None:  # the step model, teacher-forced: the logits the full model gives, position by position
+                logits = teacher_forced_logits(self.step, batch, batch_labels, self.layout)
+            else:
+                logits = self.logits_fn(batch.astype(np.float32), batch_labels)
             scores.append(nll_per_image(logits, batch))
         return np.concatenate(scores)
 

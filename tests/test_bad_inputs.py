@@ -90,6 +90,9 @@ CLI_CASES = [
     (EVALUATE, ["--checkpoint", "{ws}/good", "--batch-size", "x"], "invalid int value: 'x'"),
     (EVALUATE, ["--checkpoint", "{ws}/good", "--weights", "raw"], "good was trained without --ema-decay"),
     (EVALUATE, ["--checkpoint", "{ws}/good", "--weights", "best"], "invalid choice: 'best'"),
+    (EVALUATE, ["--checkpoint", "{ws}/good", "--backend", "onnx"], "scores an export directory"),
+    (EVALUATE, ["--checkpoint", PRETRAINED, "--weights", "raw"], "holds only its shipped weights"),
+    (EVALUATE, ["--checkpoint", PRETRAINED, "--backend", "tflite_int8"], "unknown backend 'tflite_int8'"),
     # export
     (EXPORT, ["--checkpoint", "{ws}/trunc", "--out", "{ws}/e"], "trunc/model.keras is damaged"),
     (EXPORT, ["--checkpoint", "{ws}/random", "--out", "{ws}/e"], "random/model.keras is damaged"),
@@ -97,7 +100,8 @@ CLI_CASES = [
     (EXPORT, ["--checkpoint", "{ws}/good", "--out", "{ws}/afile"], "already exists; pass --overwrite"),
     (EXPORT, ["--checkpoint", "{ws}/good", "--out", "{ws}/afile", "--overwrite"], "is not an export directory"),
     (EXPORT, ["--checkpoint", "{ws}/good", "--out", "{ws}/old_export"], "already exists; pass --overwrite"),
-    (EXPORT, ["--checkpoint", "{ws}/good", "--out", "{ws}/missing/e"], "does not exist"),
+    (EXPORT, ["--checkpoint", "{ws}/good", "--out", "{ws}/afile/e"], "afile is not a folder"),
+    (EXPORT, ["--checkpoint", "{ws}/trunc", "--out", "{ws}/missing/e"], "trunc/model.keras is damaged"),  # missing/ not made
     (EXPORT, ["--checkpoint", "{ws}/good", "--out", "/proc/e"], "is not writable"),
     (EXPORT, ["--checkpoint", "{ws}/good", "--out", f"{{ws}}/{READ_ONLY}/e"], "Read-only file system"),
     (EXPORT, ["--checkpoint", "{ws}/good", "--out", "{ws}/e", "--tflite-quantize", "int4"], "unknown quantization int4"),

@@ -117,3 +117,12 @@ def test_generate_refuses_bad_completion_and_animation_flags(flags, message, tmp
     out = str(tmp_path / "x.png")
     assert_one_line_error(generate.main, ["--checkpoint", PRETRAINED, "--out", out, *flags], message, capsys)
     assert not os.path.exists(out)
+
+
+def test_every_backend_scores_what_onnx_scores_numpy_included():
+    """README's serve snippet offers onnx, tflite, numpy and tflite_int8; nll() answers on each (numpy: the step model)."""
+    images = Sampler.load(PRETRAINED, "onnx").sample(3, seed=1)
+    reference = Sampler.load(PRETRAINED, "onnx").nll(images)
+    for backend in ("tflite", "numpy"):
+        np.testing.assert_allclose(Sampler.load(PRETRAINED, backend).nll(images), reference, atol=1e-4)
+    assert Sampler.load(PRETRAINED, "numpy").log_prob(images).dtype == np.float64
