@@ -97,13 +97,14 @@ def main(argv=None) -> int:
 
 
 def _main(argv) -> int:
-    from pixelcnn_tf.cluster import read_task, resolve_strategy
+    from pixelcnn_tf.cluster import check_own_port, read_task, resolve_strategy
     from pixelcnn_tf.run_folder import RunFolder
 
     args = parse_args(argv)
     config = build_config(args)
     task = read_task()  # TF_CONFIG: this process's place in a multi-worker cluster (None: one process)
     resolve_strategy(config.strategy, task, config.tpu)
+    check_own_port(task)
     # Every check of the folder (and its lock) before TensorFlow: bad input is answered in well under a second.
     # Only the chief writes the run folder; the other workers read which epoch to resume at from it.
     run = RunFolder.open(config, args.overwrite, worker=bool(task and not task.is_chief))

@@ -1,8 +1,10 @@
 """This process's place in a tf.distribute cluster, read from TF_CONFIG and checked before TensorFlow is imported."""
 from __future__ import annotations
 
+import errno
 import json
 import os
+import socket
 from dataclasses import dataclass
 
 from pixelcnn_tf.config import STRATEGIES
@@ -73,6 +75,23 @@ def read_task(raw: str | None = None) -> Task | None:
         raise UserError("TF_CONFIG names parameter servers; train.py trains with MultiWorkerMirroredStrategy (chief/worker only)")
     addresses = tuple(cluster.get("chief", []) + cluster.get("worker", []))
     return Task(kind, index, len(addresses), addresses, "chief" in cluster, cluster[kind][index])
+
+
+def check_own_port(task: Task | None) -> None:
+    """Refuse a TF_CONFIG whose address for this task has a port another process holds, before TensorFlow's gRPC
+    server fails on it with a page of traceback. TensorFlow binds every interface, so the probe does too."""
+    if task is None or task.workers < 2:
+        return
+    port = int(task.address.rpartition(":")[2])
+    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        probe.bind(("", port))
+    except OSError as e:
+        if e.errno in (errno.EADDRINUSE, errno.EACCES):
+            raise UserError(f"TF_CONFIG gives this task {task.address}, but port {port} cannot be used here: "
+                            f"{e.strerror}; pick a free port") from None
+    finally:
+        probe.close()
 
 
 def local_tpu() -> bool:

@@ -7,6 +7,7 @@ first failure's (128 + signal for a killed worker).
 from __future__ import annotations
 
 import collections
+import importlib.util
 import json
 import os
 import signal
@@ -62,10 +63,20 @@ def exit_code(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
 
+def check_train_args(train_args: list[str]) -> None:
+    """train.py's own flag and config checks, here (no TensorFlow): a bad flag is one line before any worker starts,
+    not one line per worker."""
+    spec = importlib.util.spec_from_file_location("train_cli", TRAIN)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.build_config(module.parse_args(train_args))
+
+
 def launch(workers: int, train_args: list[str], threads: int | None = None) -> int:
     """Run the workers to the end; the chief (worker 0) writes to our stdout/stderr, the others' stderr is kept."""
     if workers < 1:
         raise UserError(f"--workers must be at least 1, got {workers}")
+    check_train_args(train_args)
     threads = threads or max(1, (os.cpu_count() or 1) // workers)
     addresses = [f"{LOOPBACK}:{port}" for port in free_ports(workers)]
     processes, tails = [], []
@@ -95,7 +106,8 @@ def _wait(processes, tails) -> int:
             index = failed[0]
             if index:  # the chief's own output is already on the terminal
                 sys.stderr.write("".join(tails[index]))
-            print(f"launch: worker {index} exited with {exit_code(codes[index])}; stopping the others", file=sys.stderr)
+            if codes[index] != 2:  # 2: bad input, which the worker's own one line explains
+                print(f"launch: worker {index} exited with {exit_code(codes[index])}; stopping the others", file=sys.stderr)
             return exit_code(codes[index])
         if all(code == 0 for code in codes):
             return 0

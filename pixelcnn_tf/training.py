@@ -15,7 +15,7 @@ from pixelcnn_tf.board import TensorBoardLog
 from pixelcnn_tf.cluster import read_task, resolve_strategy
 from pixelcnn_tf.config import TrainConfig
 from pixelcnn_tf.datasets import dataset_spec
-from pixelcnn_tf.errors import UserError
+from pixelcnn_tf.errors import UserError, first_line
 from pixelcnn_tf.footprint import check_fits
 from pixelcnn_tf.losses import epoch_row
 from pixelcnn_tf.model import build_model
@@ -183,7 +183,10 @@ def _fit(config: TrainConfig, run: RunFolder, strategy, verbose, extra_callbacks
         message = f"{peers} did not answer within {config.connect_timeout:g} s (--connect-timeout)"
         waiting = deadline(config.connect_timeout, message, cleanup=run.abandon_plan())
     with waiting:
-        strategy = strategy or make_strategy(name, tpu=config.tpu)
+        try:
+            strategy = strategy or make_strategy(name, tpu=config.tpu)
+        except tf.errors.OpError as e:  # e.g. "Could not start gRPC server": a port taken since train.py checked it
+            raise UserError(f"cannot start this worker's {name} strategy: {first_line(e)}") from None
         # A resumed run draws other batches than epoch 1 did, rather than replaying its order.
         keras.utils.set_random_seed(config.seed + run.epochs_done)
         config.precision = set_precision(config.precision)

@@ -16,7 +16,9 @@ import time
 
 @contextlib.contextmanager
 def deadline(seconds: float, message: str, cleanup: dict | None = None, prog: str = "train.py"):
-    """SIGKILL this process, print `prog: error: message` and exit 2 if the block runs longer than seconds.
+    """If the block runs longer than seconds: print `prog: error: message`, then SIGKILL this process.
+
+    Its exit status is then 137 (128 + SIGKILL), not 2: a process stuck in C++ holding the GIL can run no handler.
 
     cleanup {"lock": path, "folders": [...]}: what a run that committed nothing removes (RunFolder.abandon's work),
     done by the watchdog once this process is dead and its lock released.

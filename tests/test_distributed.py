@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -178,11 +179,38 @@ def test_an_unreachable_peer_is_one_line_after_the_timeout_not_a_hang(tmp_path, 
 
     started = time.monotonic()
     result = train(tmp_path, tmp_path / "models", "--connect-timeout", "8", TF_CONFIG=peer_config(port=free_ports(1)[0]))
-    assert result.returncode != 0
+    assert result.returncode == 128 + 9  # SIGKILL by the watchdog, as pixelcnn_tf/watchdog.py and docs/distributed.md say
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert lines == ["train.py: error: the other workers of TF_CONFIG (127.0.0.1:9) did not answer within 8 s (--connect-timeout)"]
     assert time.monotonic() - started < 120
     time.sleep(0.5)  # the watchdog removes the folder the killed run had created once the run is dead
+    assert not os.path.exists(tmp_path / "models")
+
+
+def test_a_port_in_use_in_tf_config_is_one_line_before_tensorflow(tmp_path):
+    held = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    held.bind(("127.0.0.1", 0))
+    held.listen()
+    try:
+        port = held.getsockname()[1]
+        result = train(tmp_path, tmp_path / "models", TF_CONFIG=peer_config(port=port, peers=2))
+    finally:
+        held.close()
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr[-3000:]
+    assert lines[0] == (f"train.py: error: TF_CONFIG gives this task 127.0.0.1:{port}, but port {port} cannot be used here: "
+                        "Address already in use; pick a free port")
+    assert not os.path.exists(tmp_path / "models")
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--epochs", "0"], "launch: error: epochs must be positive, got 0"),
+    (["--architecture", "resnet"], "train.py: error: argument --architecture: invalid choice: 'resnet'"),
+])
+def test_a_bad_train_flag_to_the_launcher_is_one_line_before_any_worker(tmp_path, flags, message):
+    result = launch(tmp_path, tmp_path / "models", *flags)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith(message), result.stderr[-3000:]
     assert not os.path.exists(tmp_path / "models")
 
 
