@@ -34,7 +34,8 @@ def find_browser() -> tuple[str, str]:
     if not os.path.isdir(RUNTIME):
         missing.append("web/node_modules (npm ci in web/)")
     if missing:
-        raise BrowserMissing(f"the browser page needs {', '.join(missing)}: apt-get install -y chromium chromium-driver; see .ci/run")
+        raise BrowserMissing(f"the browser page needs {', '.join(missing)}: "
+                             "apt-get install -y chromium chromium-driver && (cd web && npm ci)")
     return chromium, driver
 
 

@@ -48,7 +48,10 @@ def check_graph_request(spec: ModelSpec, uniforms, temperature, prefix=None, sta
         raise SamplingError(f"prefix must be numbers of the uniforms' shape {uniforms.shape}, got {prefix.dtype} {prefix.shape}")
     if not np.all(np.isfinite(prefix)) or np.any(prefix != np.round(prefix)) or prefix.min() < 0 or prefix.max() >= spec.levels:
         raise SamplingError(f"prefix must hold integer level indices in 0..{spec.levels - 1}")
-    feeds = {UNIFORMS: uniforms, TEMPERATURE: np.array(temperature, np.float32),
+    # Clipped into float32's positive range rather than cast to inf or 0 (with a RuntimeWarning): the graph then
+    # draws what the float64 Python loop draws at such extremes, near-uniform or the argmax.
+    tiny, huge = float(np.finfo(np.float32).smallest_subnormal), float(np.finfo(np.float32).max)
+    feeds = {UNIFORMS: uniforms, TEMPERATURE: np.array(min(max(float(temperature), tiny), huge), np.float32),
              PREFIX: np.ascontiguousarray(prefix, np.float32), START: np.array(start, np.int32)}
     if spec.num_classes:
         if labels is None:

@@ -287,3 +287,14 @@ def test_an_underflowing_temperature_draws_the_argmax_never_nan():
 
     images = Sampler(peaked, UNCONDITIONAL, "numpy-test").sample(3, seed=1, temperature=5e-324)
     assert images.shape == (3, 4, 4, 1) and np.all(images == 1)
+
+
+@pytest.mark.parametrize("temperature", [1e300, 1e-300])
+def test_an_extreme_temperature_draws_what_the_loop_draws_without_a_warning(temperature):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a numpy RuntimeWarning (float32 overflow in the cast) fails the test
+        graph = Sampler.load(PRETRAINED, "onnx").sample(2, seed=3, temperature=temperature)
+        loop = Sampler.load(PRETRAINED, "numpy").sample(2, seed=3, temperature=temperature)
+    np.testing.assert_array_equal(graph, loop)

@@ -94,3 +94,17 @@ def test_a_damaged_sampler_graph_is_refused_before_serving(tmp_path):
     swapped = copy_export(PRETRAINED, tmp_path / "swapped")
     open(os.path.join(swapped, "sampler.onnx"), "wb").write(data[:100] + bytes(100) + data[200:])
     assert "does not match the sha256" in serve_web_refuses(swapped)
+
+
+@pytest.mark.parametrize("skip", ["", "1"])
+def test_a_missing_browser_fails_the_browser_tests_with_the_install_command(monkeypatch, skip):
+    import bench.browser
+    from test_web import need_browser
+
+    monkeypatch.setattr(bench.browser.shutil, "which", lambda name: None)  # no chromium, no chromedriver
+    monkeypatch.setenv("PIXELCNN_TF_SKIP_BROWSER", skip)
+    expected = pytest.skip.Exception if skip else pytest.fail.Exception
+    with pytest.raises(expected) as outcome:
+        need_browser()
+    assert "apt-get install -y chromium chromium-driver" in str(outcome.value)
+    assert ("PIXELCNN_TF_SKIP_BROWSER=1" in str(outcome.value)) != bool(skip)
