@@ -105,7 +105,9 @@ def make_server(export_dir: str = DEFAULT_EXPORT, port: int = 8000, verbose: boo
     checked_path(entry, export_dir, "sampler graph onnx")  # the page checks it too, but only after the download
     if not os.path.isdir(os.path.join(WEB_DIR, RUNTIME_DIR)):
         raise ServeError(f"no onnxruntime-web in {os.path.join(WEB_DIR, RUNTIME_DIR)}: run `npm ci` in {WEB_DIR} first")
-    mounts = {"/web/": WEB_DIR, "/export/": os.path.abspath(export_dir), "/pretrained/": os.path.join(ROOT, "pretrained")}
+    # The runtime is a root of its own (checked first): web/node_modules may be a symlink to a shared copy.
+    mounts = {f"/web/{RUNTIME_DIR}/": os.path.join(WEB_DIR, RUNTIME_DIR), "/web/": WEB_DIR,
+              "/export/": os.path.abspath(export_dir), "/pretrained/": os.path.join(ROOT, "pretrained")}
     handler = type("MountedHandler", (Handler,), {"mounts": mounts, "home": "/web/?export=../export/"})
     try:
         server = http.server.ThreadingHTTPServer(("127.0.0.1", port), functools.partial(handler, directory=WEB_DIR))
