@@ -25,7 +25,8 @@ class Sampler:
     def __init__(self, logits_fn: LogitsFn | None, spec: ModelSpec, backend: str = "custom", metadata: dict | None = None,
                  step=None, layout: dict | None = None, graph: GraphRunner | None = None):
         """graph (serve.graph) makes sample() one runtime call per batch; step and layout (serve.cached) make it
-        cached (and complete() too, without a graph); logits_fn (None: no full model) serves nll()."""
+        cached (and complete() too, without a graph); logits_fn serves nll() (None: no full model, and nll() feeds
+        the step model the images' own levels)."""
         if step is not None and (layout or {}).get("levels") != spec.levels:
             raise SamplingError(f"step layout levels {(layout or {}).get('levels')} differ from the model's {spec.levels}")
         self.logits_fn = logits_fn
