@@ -27,7 +27,7 @@ def test_a_kill_during_overwrite_leaves_the_old_run_or_the_new_one(finished, tmp
     assert killed.returncode == -9, f"the fault at {point} never fired: {killed.stderr[-2000:]}"
     again = train(save_path, epochs=1)  # the old run's own command
     if point == "replaced:model.keras:1":  # the new run committed its first epoch: it is the folder's run now
-        assert again.returncode == 2 and "holds a run of another model (filters 4 -> 8)" in again.stderr, again.stderr
+        assert again.returncode == 2 and "holds a run of another model (filters 8 -> 4)" in again.stderr, again.stderr
         assert state(run_dir)["config"]["model"]["filters"] == 8 and state(run_dir)["csv_epochs"] == [1]
     else:
         assert again.returncode == 0 and "is complete: 1 epoch(s)" in again.stdout, again.stderr[-2000:]

@@ -45,6 +45,23 @@ def test_recorded_nll_is_re_measured_on_a_test_slice(tfds_dir):
         assert abs(nll - recorded["slice"]["nats_per_image"]) < 0.01, (backend, nll, recorded["slice"])
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["onnx", "numpy"])
+def test_evaluate_scores_the_shipped_export_as_keras_scored_its_run(tfds_dir, tmp_path, capsys, backend):
+    """`python -m pixelcnn_tf.evaluate --checkpoint pretrained/gated_mnist`: the README's figure, on the recorded slice."""
+    from pixelcnn_tf import evaluate
+
+    recorded = results()["slice"]
+    out = tmp_path / "r.json"
+    argv = ["--checkpoint", PRETRAINED, "--backend", backend, "--examples", str(recorded["examples"]), "--out", str(out)]
+    assert evaluate.main(argv) == 0
+    scored = json.load(open(out))
+    assert scored["examples"] == recorded["examples"] and scored["backend"] == backend and scored["architecture"] == "gated"
+    assert abs(scored["nats_per_image"] - recorded["nats_per_image"]) < 0.01, scored
+    assert capsys.readouterr().out == (f"mnist test ({recorded['examples']} images): {scored['nats_per_image']:.3f} nats/image, "
+                                       f"{scored['bits_per_dim']:.4f} bits/dim\n")
+
+
 def test_results_name_a_preset_that_trains_the_shipped_model_again():
     recorded = results()
     preset_name = re.search(r"--preset (\S+)", recorded["recipe"]).group(1)
