@@ -95,20 +95,21 @@ def test_every_readme_block_runs_in_order_in_a_fresh_clone(clone):
     assert [kind for kind, _ in blocks].count("bash") >= 3 and any(kind == "python" for kind, _ in blocks)
     ran, started = [], time.monotonic()
     for kind, block in blocks:
+        began = time.monotonic()
         if kind == "python":
             run_python_block(block, clone)
-            ran.append("python block")
+            ran.append(f"python block ({time.monotonic() - began:.0f} s)")
             continue
         for command in commands(block):
             if skipped(command):
                 continue
-            words = sized(command)
+            began, words = time.monotonic(), sized(command)
             if words[:3] in (["python3", "-m", "serve.web"], ["python", "-m", "serve.web"]):
                 serve_web(words, clone)
             else:
                 done = subprocess.run(words, cwd=clone, env=environment(), capture_output=True, text=True, timeout=TIMEOUT)
                 assert done.returncode == 0, f"README command failed: {command}\n{done.stdout[-2000:]}{done.stderr[-3000:]}"
-            ran.append(command)
+            ran.append(f"{command} ({time.monotonic() - began:.0f} s)")
     print(f"ran {len(ran)} README commands in {time.monotonic() - started:.0f} s: {ran}")
     assert os.path.isfile(clone / "sample.png") and os.path.isfile(clone / "sampling.gif")
     assert os.path.isfile(clone / "exports" / "quick" / "metadata.json")
