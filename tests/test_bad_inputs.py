@@ -295,6 +295,6 @@ def test_an_extreme_temperature_draws_what_the_loop_draws_without_a_warning(temp
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a numpy RuntimeWarning (float32 overflow in the cast) fails the test
-        graph = Sampler.load(PRETRAINED, "onnx").sample(2, seed=3, temperature=temperature)
-        loop = Sampler.load(PRETRAINED, "numpy").sample(2, seed=3, temperature=temperature)
+        graph = Sampler.load(PRETRAINED, "onnx").sample(1, seed=3, temperature=temperature)
+        loop = Sampler.load(PRETRAINED, "numpy").sample(1, seed=3, temperature=temperature)
     np.testing.assert_array_equal(graph, loop)
