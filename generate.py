@@ -38,9 +38,10 @@ def parse_args(argv):
         "naive: one full forward pass per sub-pixel. All draw the same images. Default: the fastest the export has "
         "(graph, else cached, else naive); cached for a checkpoint. A missing one falls back, with a note",
     )
-    parser.add_argument("--complete", metavar="PNG|test",
-                        help="complete images instead of sampling: a PNG of one image or a grid of them, or 'test' for "
-                        "--num-images test images (default 8); the grid shows each kept part, its completions and the original")
+    parser.add_argument("--complete", metavar="PNG|JPEG|test",
+                        help="complete images instead of sampling: a PNG of one image or a grid of them, any other picture "
+                        "(centre-cropped and resized to the model's size), or 'test' for --num-images test images "
+                        "(default 8); the grid shows each kept part, its completions and the original")
     parser.add_argument("--keep-rows", type=int, help="with --complete: rows kept from the top (default half the image)")
     parser.add_argument("--completions", type=int, default=4, help="with --complete: completions per image (default 4)")
     parser.add_argument("--animate", metavar="GIF", help="also write a GIF of the grid being drawn in raster order")
@@ -236,7 +237,7 @@ def check_modes(args) -> None:
     if args.keep_rows is not None and args.keep_rows < 0:
         raise UserError(f"--keep-rows must be at least 0, got {args.keep_rows}")
     if args.complete and args.complete != "test" and not os.path.isfile(args.complete):
-        raise UserError(f"--complete {args.complete}: no such file (give a PNG, or 'test' for test images)")
+        raise UserError(f"--complete {args.complete}: no such file (give a PNG or JPEG, or 'test' for test images)")
     if args.animate:
         if not args.animate.lower().endswith(".gif"):
             raise UserError(f"--animate must name a .gif file, got {args.animate}")
@@ -251,11 +252,16 @@ def load_originals(source: str, sampler, count: int):
     if source != "test":
         from pixelcnn_tf.figures import read_png_images
 
-        return read_png_images(source, m.shape, m.levels), None
+        images, note = read_png_images(source, m.shape, m.levels)
+        if note:
+            print(f"generate.py: note: {note}", file=sys.stderr)
+        return images, None
+    dataset = sampler.metadata.get("dataset") or "mnist"
+    if dataset == "folder":  # an export does not record the training machine's folder
+        raise UserError("--complete test: this model was trained on an image folder; give --complete PICTURE.png|jpg")
     import_tensorflow_quietly()
     from pixelcnn_tf import data
 
-    dataset = sampler.metadata.get("dataset") or "mnist"
     images, labels = data.load_arrays(dataset, "test", levels=m.levels, count=count)
     if images.shape[1:] != m.shape:
         raise UserError(f"{dataset} test images are {images.shape[1:]}, but the model draws {m.shape}")
