@@ -16,7 +16,8 @@ def read_png_images(path: str, shape: tuple[int, int, int], levels: int) -> tupl
 
     A picture of exactly H x W, or a PNG grid of whole H x W tiles (as generate.py writes), is read tile by tile
     (note None). Any other picture (a JPEG of another size, a PNG that is no such grid) is one image: its largest
-    centred crop of the model's aspect ratio, resized to H x W (Lanczos); the note says so in one line.
+    centred crop of the model's aspect ratio, resized to H x W (antialiased bilinear, as the training pipeline
+    resizes with --image-size); the note says so in one line.
     """
     from PIL import Image, UnidentifiedImageError
 
@@ -48,7 +49,7 @@ def centre_crop_resize(picture, height: int, width: int) -> tuple[np.ndarray, st
     scale = min(picture.width / width, picture.height / height)
     crop_w, crop_h = max(1, round(width * scale)), max(1, round(height * scale))
     left, top = (picture.width - crop_w) // 2, (picture.height - crop_h) // 2
-    resized = picture.resize((width, height), Image.Resampling.LANCZOS, box=(left, top, left + crop_w, top + crop_h))
+    resized = picture.resize((width, height), Image.Resampling.BILINEAR, box=(left, top, left + crop_w, top + crop_h))
     return np.asarray(resized), f"centre-cropped to {crop_w}x{crop_h} and resized to {width}x{height}"
 
 
