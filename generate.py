@@ -105,7 +105,10 @@ def load_sampler(path: str | None, backend: str | None, sampler: str | None = "n
         from pixelcnn_tf.generation import keras_sampler
 
         model, config, run_dir = load_checkpoint(path)
-        return keras_sampler(model, config.model, sampler or "cached"), run_dir, None
+        keras = keras_sampler(model, config.model, sampler or "cached")
+        # What --complete test reads: the run's own dataset (an export's metadata names only the dataset).
+        keras.metadata = {"dataset": config.dataset, "data_dir": config.data_dir, "image_size": config.image_size}
+        return keras, run_dir, None
     backend = backend or "onnx"
     if backend in TENSORFLOW_BACKENDS:
         import_tensorflow_quietly()
@@ -256,13 +259,15 @@ def load_originals(source: str, sampler, count: int):
         if note:
             print(f"generate.py: note: {note}", file=sys.stderr)
         return images, None
-    dataset = sampler.metadata.get("dataset") or "mnist"
-    if dataset == "folder":  # an export does not record the training machine's folder
-        raise UserError("--complete test: this model was trained on an image folder; give --complete PICTURE.png|jpg")
+    meta = sampler.metadata
+    dataset = meta.get("dataset") or "mnist"
+    if dataset == "folder" and not meta.get("data_dir"):  # an export does not record the training machine's folder
+        raise UserError("--complete test: this export was trained on an image folder; give --complete PICTURE.png|jpg")
     import_tensorflow_quietly()
     from pixelcnn_tf import data
 
-    images, labels = data.load_arrays(dataset, "test", levels=m.levels, count=count)
+    images, labels = data.load_arrays(dataset, "test", levels=m.levels, count=count, data_dir=meta.get("data_dir"),
+                                      image_size=meta.get("image_size"))
     if images.shape[1:] != m.shape:
         raise UserError(f"{dataset} test images are {images.shape[1:]}, but the model draws {m.shape}")
     return images.astype("uint8"), (labels.astype("int32") if m.num_classes else None)

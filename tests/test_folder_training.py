@@ -117,3 +117,10 @@ def test_an_rgb_folder_trains_conditionally_and_completes_any_picture(tmp_path, 
         grid = np.asarray(Image.open(out))
         assert grid.shape == (8, 8 * 4, 3)  # kept part, 2 completions, original
         np.testing.assert_array_equal(grid[:4, 8:16], grid[:4, 24:32])  # the kept rows are the picture's
+    # --complete test reads the run's own folder (its test images, labels and --image-size).
+    out = str(tmp_path / "test.png")
+    assert generate.main(["--checkpoint", run_dir, "--complete", "test", "--num-images", "3", "--completions", "1",
+                          "--out", out, "--no-progress"]) == 0
+    originals, _ = data.load_arrays("folder", "test", levels=8, count=3, data_dir=root, image_size=8)
+    grid = np.asarray(Image.open(out))
+    np.testing.assert_array_equal(grid[:, 16:24].reshape(3, 8, 8, 3), np.round(originals.astype(float) * 255 / 7).astype(np.uint8))
