@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import ROOT, assert_one_line_error, run_without_tensorflow
+from helpers import assert_one_line_error, run_without_tensorflow
 from pixelcnn_tf import cifar_jpeg, folders
 from pixelcnn_tf.datasets import dataset_spec
 from pixelcnn_tf.errors import UserError
