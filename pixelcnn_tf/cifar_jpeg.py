@@ -10,6 +10,7 @@ import tempfile
 import time
 import zlib
 
+from pixelcnn_tf import faults
 from pixelcnn_tf.errors import UserError
 from pixelcnn_tf.folders import cache_dir
 
@@ -80,6 +81,7 @@ def extracted_root(data_dir: str | None = None) -> str:
             tar.extractall(work, filter="data")  # "data": no absolute paths, links out of the folder or devices
         if not os.path.isdir(os.path.join(work, TOP, "train")):
             raise UserError(f"{archive} holds no {TOP}/train folder: not the CIFAR-10 JPEG archive")
+        faults.point("extracted")  # every file written, not yet renamed into place (tests kill here)
         os.replace(work, final)  # atomic; if another process renamed its copy there first, this fails and theirs wins
     except BaseException as e:
         shutil.rmtree(work, ignore_errors=True)  # Ctrl-C too; a kill -9 leaves it to _remove_abandoned

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import assert_one_line_error, run_without_tensorflow
+from helpers import ROOT, assert_one_line_error, run_without_tensorflow
 from pixelcnn_tf import cifar_jpeg, folders
 from pixelcnn_tf.datasets import dataset_spec
 from pixelcnn_tf.errors import UserError
@@ -198,14 +198,18 @@ def test_an_interrupted_extraction_leaves_nothing_that_is_trusted(tmp_path, cach
     with pytest.raises(KeyboardInterrupt):
         cifar_jpeg.extracted_root(archive)
     assert os.listdir(cache / "datasets") == []
-    # A kill -9 cannot clean up: its temporary folder (a dead process's id in its name) is removed, never read.
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    abandoned = cache / "datasets" / f".extracting-{int(dead.stdout)}-x"
-    os.makedirs(abandoned / "cifar10_jpeg" / "train")
+    # A kill -9 cannot clean up: its temporary folder (a dead process's id in its name) is never read, then removed.
+    script = "import sys; from pixelcnn_tf import cifar_jpeg; cifar_jpeg.extracted_root(sys.argv[1])"
+    env = dict(os.environ, PIXELCNN_TF_FAULT="kill@extracted", PYTHONPATH=ROOT)
+    killed = subprocess.run([sys.executable, "-c", script, archive], env=env, capture_output=True, text=True)
+    assert killed.returncode == -9, killed.stderr
+    (abandoned,) = os.listdir(cache / "datasets")
+    assert abandoned.startswith(".extracting-")
     monkeypatch.undo()
     monkeypatch.setenv("PIXELCNN_CACHE_DIR", str(cache))
     root = cifar_jpeg.extracted_root(archive)
-    assert not abandoned.exists() and len(os.listdir(os.path.join(root, "train", "cat"))) == 3
+    assert os.listdir(cache / "datasets") == [os.path.basename(os.path.dirname(root))]
+    assert len(os.listdir(os.path.join(root, "train", "cat"))) == 3
 
 
 def test_a_damaged_archive_is_one_line(tmp_path):
