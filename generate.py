@@ -38,9 +38,10 @@ def parse_args(argv):
         "naive: one full forward pass per sub-pixel. All draw the same images. Default: the fastest the export has "
         "(graph, else cached, else naive); cached for a checkpoint. A missing one falls back, with a note",
     )
-    parser.add_argument("--complete", metavar="PNG|test",
-                        help="complete images instead of sampling: a PNG of one image or a grid of them, or 'test' for "
-                        "--num-images test images (default 8); the grid shows each kept part, its completions and the original")
+    parser.add_argument("--complete", metavar="PNG|JPEG|test",
+                        help="complete images instead of sampling: a PNG of one image or a grid of them, any other picture "
+                        "(centre-cropped and resized to the model's size), or 'test' for --num-images test images "
+                        "(default 8); the grid shows each kept part, its completions and the original")
     parser.add_argument("--keep-rows", type=int, help="with --complete: rows kept from the top (default half the image)")
     parser.add_argument("--completions", type=int, default=4, help="with --complete: completions per image (default 4)")
     parser.add_argument("--animate", metavar="GIF", help="also write a GIF of the grid being drawn in raster order")
@@ -109,7 +110,10 @@ def load_sampler(path: str | None, backend: str | None, sampler: str | None = "n
         from pixelcnn_tf.generation import keras_sampler
 
         model, config, run_dir = load_checkpoint(path)
-        return keras_sampler(model, config.model, sampler or "cached"), run_dir, None
+        keras = keras_sampler(model, config.model, sampler or "cached")
+        # What --complete test reads: the run's own dataset (an export's metadata names only the dataset).
+        keras.metadata = {"dataset": config.dataset, "data_dir": config.data_dir, "image_size": config.image_size}
+        return keras, run_dir, None
     backend = backend or "onnx"
     meta = read_metadata(path)
     if precheck:
@@ -251,7 +255,7 @@ def check_modes(args) -> None:
     if args.keep_rows is not None and args.keep_rows < 0:
         raise UserError(f"--keep-rows must be at least 0, got {args.keep_rows}")
     if args.complete and args.complete != "test" and not os.path.isfile(args.complete):
-        raise UserError(f"--complete {args.complete}: no such file (give a PNG, or 'test' for test images)")
+        raise UserError(f"--complete {args.complete}: no such file (give a PNG or JPEG, or 'test' for test images)")
     if args.animate:
         if not args.animate.lower().endswith(".gif"):
             raise UserError(f"--animate must name a .gif file, got {args.animate}")
@@ -266,12 +270,19 @@ def load_originals(source: str, sampler, count: int):
     if source != "test":
         from pixelcnn_tf.figures import read_png_images
 
-        return read_png_images(source, m.shape, m.levels), None
+        images, note = read_png_images(source, m.shape, m.levels)
+        if note:
+            print(f"generate.py: note: {note}", file=sys.stderr)
+        return images, None
+    meta = sampler.metadata
+    dataset = meta.get("dataset") or "mnist"
+    if dataset == "folder" and not meta.get("data_dir"):  # an export does not record the training machine's folder
+        raise UserError("--complete test: this export was trained on an image folder; give --complete PICTURE.png|jpg")
     import_tensorflow_quietly()
     from pixelcnn_tf import data
 
-    dataset = sampler.metadata.get("dataset") or "mnist"
-    images, labels = data.load_arrays(dataset, "test", levels=m.levels, count=count)
+    images, labels = data.load_arrays(dataset, "test", levels=m.levels, count=count, data_dir=meta.get("data_dir"),
+                                      image_size=meta.get("image_size"))
     if images.shape[1:] != m.shape:
         raise UserError(f"{dataset} test images are {images.shape[1:]}, but the model draws {m.shape}")
     return images.astype("uint8"), (labels.astype("int32") if m.num_classes else None)

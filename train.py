@@ -8,12 +8,13 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from pixelcnn_tf.config import ARCHITECTURES, LR_SCHEDULES, PRECISIONS, PRESETS, STRATEGIES, apply_overrides, preset  # noqa: E402
-from pixelcnn_tf.errors import ArgumentParser, import_tensorflow_quietly, run_cli  # noqa: E402
+from pixelcnn_tf.errors import ArgumentParser, UserError, import_tensorflow_quietly, run_cli  # noqa: E402
 
 # flag -> (destination in TrainConfig, type); "model." destinations go into the model config.
 FLAGS = {
     "--dataset": ("dataset", str),
     "--data-dir": ("data_dir", str),
+    "--image-size": ("image_size", int),
     "--batch-size": ("batch_size", int),
     "--epochs": ("epochs", int),
     "--learning-rate": ("learning_rate", float),
@@ -37,7 +38,7 @@ FLAGS = {
 
 
 def parse_args(argv):
-    parser = ArgumentParser(prog="train.py", description="Train a PixelCNN on a tensorflow-datasets image set.")
+    parser = ArgumentParser(prog="train.py", description="Train a PixelCNN on a tensorflow-datasets image set or a folder of images.")
     parser.add_argument("config", nargs="?", help="seed-style INI file, e.g. config/config_train.txt")
     parser.add_argument("--preset", default="seed", choices=sorted(PRESETS), help="starting configuration (default: seed)")
     parser.add_argument("--conditional", action="store_true", help="condition on the dataset's class labels")
@@ -83,8 +84,13 @@ def build_config(args):
     if args.tensorboard is not None:
         flags["tensorboard"] = args.tensorboard
     apply_overrides(config, flags)
-    spec = dataset_spec(config.dataset)
+    config.validate()  # a bad --image-size is refused before a folder is scanned
+    if config.dataset == "folder" and config.data_dir:
+        config.data_dir = os.path.abspath(config.data_dir)  # config.json must find it from any working directory
+    spec = dataset_spec(config.dataset, config.data_dir, config.image_size)
     config.model.height, config.model.width, config.model.channels = spec.height, spec.width, spec.channels
+    if args.conditional and spec.num_classes < 2:
+        raise UserError(f"--conditional needs class folders ({config.data_dir}/train/<class>/), and this folder has none")
     config.model.num_classes = spec.num_classes if args.conditional else 0
     config.validate()
     check_fits(config)

@@ -66,7 +66,8 @@ def build(model, config: TrainConfig, run_dir: str, directory: str, quantize, pa
     conditional = bool(config.model.num_classes)
 
     def load(split: str, count: int):
-        return data.load_arrays(config.dataset, split, levels=config.model.levels, count=count, data_dir=config.data_dir)
+        return data.load_arrays(config.dataset, split, levels=config.model.levels, count=count, data_dir=config.data_dir,
+                                image_size=config.image_size)
 
     # The sampler graph (one call samples), where the architecture's split covers the kernel size.
     params = graph_params(step_params(model, config.model), config.model) if has_sampler_graph(config.model) else None

@@ -62,7 +62,8 @@ class TrainConfig:
 
     model: ModelConfig = field(default_factory=ModelConfig)
     dataset: str = "mnist"
-    data_dir: str | None = None
+    data_dir: str | None = None  # tfds: the TFDS data directory; folder: the image folder; cifar10_jpeg: its archive
+    image_size: int | None = None  # folder datasets: centre-crop and resize every image to N x N
     batch_size: int = 144
     epochs: int = 25
     learning_rate: float = 1e-3
@@ -99,7 +100,7 @@ class TrainConfig:
             raise UserError(f"unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}")
         if not (self.connect_timeout > 0 and math.isfinite(self.connect_timeout)):
             raise UserError(f"connect_timeout must be a positive number of seconds, got {self.connect_timeout}")
-        for name in ("train_examples", "test_examples"):
+        for name in ("train_examples", "test_examples", "image_size"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise UserError(f"{name} must be positive, got {value}")

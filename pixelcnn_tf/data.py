@@ -1,4 +1,4 @@
-"""tf.data pipelines over tensorflow-datasets: quantized to `levels`, stochastic binarization for levels=2."""
+"""tf.data pipelines over tensorflow-datasets or image folders: quantized to `levels`, stochastic binarization for levels=2."""
 from __future__ import annotations
 
 import logging
@@ -9,7 +9,7 @@ import socket
 import numpy as np
 import tensorflow as tf
 
-from pixelcnn_tf.datasets import DATASETS, DatasetSpec, dataset_spec  # noqa: F401  (re-exported)
+from pixelcnn_tf.datasets import DATASETS, DatasetSpec, dataset_spec, is_folder_dataset  # noqa: F401  (re-exported)
 from pixelcnn_tf.errors import UserError, first_line
 from serve.names import IMAGE, LABEL
 
@@ -85,21 +85,30 @@ def load_split(
     levels: int,
     data_dir: str | None = None,
     take: int | None = None,
+    image_size: int | None = None,
 ) -> tf.data.Dataset:
     """Unbatched (image int32 levels (H, W, C), label int32) pairs of one split.
 
     The test split's binarization is fixed (seeded per example index); the train split draws afresh
-    each time it is iterated, i.e. each epoch.
+    each time it is iterated, i.e. each epoch. Folder datasets (image files) are read by pixelcnn_tf.folder_data,
+    resized to image_size x image_size when it is given; the rest by tensorflow-datasets.
     """
-    builder = _builder(name, data_dir)
-    try:
-        ds = builder.as_dataset(split=split, shuffle_files=False)
-    except (ValueError, KeyError) as e:
-        raise UserError(f"dataset {name!r} has no split {split!r}: {e}") from None
-    if take is not None:
-        ds = ds.take(take)
+    if is_folder_dataset(name):
+        from pixelcnn_tf.folder_data import folder_pairs
+
+        ds = folder_pairs(name, split, data_dir=data_dir, image_size=image_size, take=take)
+    else:
+        dataset_spec(name, image_size=image_size)  # refuses an image size for a tfds dataset
+        builder = _builder(name, data_dir)
+        try:
+            ds = builder.as_dataset(split=split, shuffle_files=False)
+        except (ValueError, KeyError) as e:
+            raise UserError(f"dataset {name!r} has no split {split!r}: {e}") from None
+        if take is not None:
+            ds = ds.take(take)
+        ds = ds.map(lambda example: (example["image"], tf.cast(example["label"], tf.int32)))
     # Decode once; quantization (and the stochastic binarization) still runs on every pass.
-    ds = ds.map(lambda example: (example["image"], tf.cast(example["label"], tf.int32))).cache()
+    ds = ds.cache()
     ds = ds.enumerate()
     if split != "train":
         # One draw per example index, the same in every run: test NLLs stay comparable.
@@ -137,11 +146,11 @@ def fit_dataset(
     return ds.batch(batch_size).map(to_keras, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
-def load_arrays(name: str, split: str, *, levels: int, count: int, data_dir: str | None = None):
+def load_arrays(name: str, split: str, *, levels: int, count: int, data_dir: str | None = None, image_size: int | None = None):
     """The first `count` examples of a split as numpy (images uint8 levels (N, H, W, C), labels int32)."""
     images, labels = [], []
     try:
-        for image, label in load_split(name, split, levels=levels, data_dir=data_dir, take=count):
+        for image, label in load_split(name, split, levels=levels, data_dir=data_dir, take=count, image_size=image_size):
             images.append(image.numpy())
             labels.append(int(label))
     except tf.errors.DataLossError as e:

@@ -67,7 +67,8 @@ def evaluate(model, config, *, split: str = "test", batch_size: int = 144, examp
     check_options(split, batch_size, examples)
     m = config.model
     conditional = bool(m.num_classes)
-    pairs = data.load_split(config.dataset, split, levels=m.levels, data_dir=data_dir or config.data_dir, take=examples)
+    pairs = data.load_split(config.dataset, split, levels=m.levels, data_dir=data_dir or config.data_dir, take=examples,
+                             image_size=config.image_size)
     batches = data.fit_dataset(pairs, batch_size=batch_size, conditional=conditional)
     nll = per_image_nll_fn(model, conditional)
     started = time.perf_counter()

@@ -11,23 +11,46 @@ from serve.sampling import to_grid
 MAX_GIF_FRAMES = 64
 
 
-def read_png_images(path: str, shape: tuple[int, int, int], levels: int) -> np.ndarray:
-    """Level indices (N, H, W, C) of a PNG holding one H x W image or a grid of them (as generate.py writes)."""
+def read_png_images(path: str, shape: tuple[int, int, int], levels: int) -> tuple[np.ndarray, str | None]:
+    """(level indices (N, H, W, C), note) of a picture to complete.
+
+    A picture of exactly H x W, or a PNG grid of whole H x W tiles (as generate.py writes), is read tile by tile
+    (note None). Any other picture (a JPEG of another size, a PNG that is no such grid) is one image: its largest
+    centred crop of the model's aspect ratio, resized to H x W (antialiased bilinear, as the training pipeline
+    resizes with --image-size); the note says so in one line.
+    """
     from PIL import Image, UnidentifiedImageError
 
     height, width, channels = shape
     try:
         with Image.open(path) as picture:
-            pixels = np.asarray(picture.convert("L" if channels == 1 else "RGB"))
+            picture.load()
+            kind = picture.format
+            picture = picture.convert("L" if channels == 1 else "RGB")
     except FileNotFoundError:
         raise UserError(f"{path} does not exist") from None
-    except (OSError, UnidentifiedImageError) as e:
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as e:
         raise UserError(f"cannot read {path} as an image: {e}") from None
+    pixels, note = np.asarray(picture), None
     rows, columns = pixels.shape[0] // height, pixels.shape[1] // width
-    if pixels.shape[0] % height or pixels.shape[1] % width or not rows * columns:
-        raise UserError(f"{path} is {pixels.shape[1]}x{pixels.shape[0]} pixels: not a grid of {width}x{height} images")
+    grid = kind == "PNG" and not (pixels.shape[0] % height or pixels.shape[1] % width) and rows * columns
+    if not grid and (rows, columns, pixels.shape[0], pixels.shape[1]) != (1, 1, height, width):
+        pixels, note = centre_crop_resize(picture, height, width)
+        note = f"{path} is {picture.width}x{picture.height}: {note}"
+        rows = columns = 1
     tiles = pixels.reshape(rows, height, columns, width, channels).transpose(0, 2, 1, 3, 4).reshape(-1, height, width, channels)
-    return np.round(tiles.astype(np.float64) * (levels - 1) / 255.0).astype(np.uint8)
+    return np.round(tiles.astype(np.float64) * (levels - 1) / 255.0).astype(np.uint8), note
+
+
+def centre_crop_resize(picture, height: int, width: int) -> tuple[np.ndarray, str]:
+    """(uint8 pixels (height, width[, 3]), what was done): the largest centred height:width crop, resized."""
+    from PIL import Image
+
+    scale = min(picture.width / width, picture.height / height)
+    crop_w, crop_h = max(1, round(width * scale)), max(1, round(height * scale))
+    left, top = (picture.width - crop_w) // 2, (picture.height - crop_h) // 2
+    resized = picture.resize((width, height), Image.Resampling.BILINEAR, box=(left, top, left + crop_w, top + crop_h))
+    return np.asarray(resized), f"centre-cropped to {crop_w}x{crop_h} and resized to {width}x{height}"
 
 
 def completion_grid(originals: np.ndarray, completions: np.ndarray, keep_rows: int, levels: int) -> np.ndarray:

@@ -21,6 +21,7 @@ TRAIN_KEYS = {
         "path": ("data_dir", str),
         "data_name": ("dataset", str),
         "batch_size": ("batch_size", int),
+        "image_size": ("image_size", int),  # beyond the seed's keys: folder datasets resized to N x N
     },
     "network": {
         "no_layers": ("model.num_layers", int),

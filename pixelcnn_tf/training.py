@@ -113,7 +113,7 @@ def datasets(config: TrainConfig):
     split). Each worker's share holds other images, hence other binarization draws.
     """
     conditional = bool(config.model.num_classes)
-    common = dict(levels=config.model.levels, data_dir=config.data_dir)
+    common = dict(levels=config.model.levels, data_dir=config.data_dir, image_size=config.image_size)
     train = data.load_split(config.dataset, "train", take=config.train_examples, **common)
     test = data.load_split(config.dataset, "test", take=config.test_examples, **common)
     train_images = int(train.cardinality())
@@ -125,7 +125,7 @@ def datasets(config: TrainConfig):
 
 
 def check_dataset_fits(config: TrainConfig) -> None:
-    spec = dataset_spec(config.dataset)
+    spec = dataset_spec(config.dataset, config.data_dir, config.image_size)
     if (config.model.height, config.model.width, config.model.channels) != (spec.height, spec.width, spec.channels):
         raise UserError(
             f"model image shape {config.model.height}x{config.model.width}x{config.model.channels} "
