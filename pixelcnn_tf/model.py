@@ -30,6 +30,10 @@ class Architecture:
     cached: StepArchitecture
     graph_params: Callable[[dict, ModelConfig], dict]  # step params -> the sampler graph's weights
     graph: type  # its row and pixel parts in TensorFlow (pixelcnn_tf/sampler_graph.py)
+    # XLA for model.fit's train step (True, False or Keras's "auto": on with a GPU, off on CPU-only machines).
+    # Measured on CPU with `python -m bench.training --jit both` (docs/benchmarks.md): XLA is slower for both
+    # architectures there (its convolutions are not oneDNN's), so both keep "auto".
+    train_jit: bool | str = "auto"
 
 
 # One entry per name of serve's table (serve/cached.py): a third architecture is one module per side plus two entries.
