@@ -21,7 +21,7 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=2, help="timed repeats (alternating between XLA settings)")
     parser.add_argument("--batch-size", type=int, help="default: the preset's")
     parser.add_argument("--jit", default="table", choices=["table", "on", "off", "both"],
-                        help="XLA for the train step: the architecture table's choice (default), on, off, or both timed")
+                        help="XLA for the train step: training's choice (the architecture table's, default), on, off, or both")
     parser.add_argument("--no-breakdown", dest="breakdown", action="store_false", help="skip the per-op-class timings")
     parser.add_argument("--data-dir", help="tfds data directory, to time the real input pipeline (default: tfds's)")
     parser.add_argument("--json", help="also write the figures here")
@@ -38,7 +38,7 @@ def main(argv=None) -> int:
     from bench.op_classes import breakdown, input_batches_per_second
     from pixelcnn_tf.config import preset
     from pixelcnn_tf.errors import UserError
-    from pixelcnn_tf.model import architecture, build_model
+    from pixelcnn_tf.model import build_model, train_jit
     from pixelcnn_tf.training import compile_model, datasets, set_precision
     from serve.names import IMAGE, LABEL
 
@@ -50,8 +50,8 @@ def main(argv=None) -> int:
     batch = args.batch_size or config.batch_size
     config.batch_size = batch
     set_precision(args.precision)
-    table = architecture(m).train_jit
-    # What the table's choice means here ("auto": Keras's rule for this machine), read off a compiled model.
+    table = train_jit(m, args.precision)
+    # What training's choice means here ("auto": Keras's rule for this machine), read off a compiled model.
     table_jit = bool(compile_model(build_model(m), config.learning_rate, jit_compile=table).jit_compile)
     jits = {"table": [table_jit], "on": [True], "off": [False], "both": [table_jit, not table_jit]}[args.jit]
     rng = np.random.default_rng(0)
@@ -92,7 +92,7 @@ def main(argv=None) -> int:
         "batch_size": batch,
         "steps": args.steps,
         "repeats": args.repeats,
-        "table_jit": f"{table} (XLA {'on' if table_jit else 'off'} here)",
+        "training_jit": f"{table} (XLA {'on' if table_jit else 'off'} here)",
         "images_per_second": {("xla" if jit else "no_xla"): round(batch / s, 1) for jit, s in step.items()},
         "seconds_per_step": {("xla" if jit else "no_xla"): round(s, 4) for jit, s in step.items()},
     }
