@@ -1,12 +1,19 @@
 """FusedBatchNormalization: Keras BatchNormalization's outputs, gradients and statistics from the fused kernel."""
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from pixelcnn_tf.checkpoints import save_model
+from pixelcnn_tf.config import ModelConfig, TrainConfig, save_config
+from pixelcnn_tf.model import build_model
 from pixelcnn_tf.norm import FusedBatchNormalization
+from helpers import ROOT
 
 
 def twin_layers(shape, momentum=0.9):
@@ -67,3 +74,18 @@ def test_bfloat16_policy_computes_statistics_in_float32():
     y = layer(x, training=True)
     assert y.dtype == tf.bfloat16 and layer.moving_variance.dtype == "float32"
     assert np.isfinite(np.asarray(layer.moving_variance)).all()
+
+
+@pytest.mark.slow
+def test_load_checkpoint_registers_the_fused_layer_in_a_fresh_process(tmp_path):
+    config = TrainConfig(model=ModelConfig(num_layers=2, kernel_size=3, filters=4, levels=4))
+    model = build_model(config.model)
+    assert isinstance(model.get_layer("masked_conv_0_bn"), FusedBatchNormalization)
+    save_config(config, str(tmp_path))
+    save_model(model, str(tmp_path))
+    code = ("from pixelcnn_tf.checkpoints import load_checkpoint; import sys; "
+            "print(type(load_checkpoint(sys.argv[1])[0].get_layer('masked_conv_1_bn')).__name__)")
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "FusedBatchNormalization"
