@@ -29,23 +29,24 @@ def main(argv=None) -> int:
     for name in ("steps", "warmup", "repeats", "batch_size"):
         value = getattr(args, name)
         if value is not None and value < (0 if name == "warmup" else 1):
-            parser.error(f"--{name.replace('_', '-')} must be positive, got {value}")
+            parser.error(f"--{name.replace('_', '-')} must be {'>= 0' if name == 'warmup' else 'positive'}, got {value}")
+    from pixelcnn_tf.config import preset
+    from pixelcnn_tf.errors import UserError
+
+    try:
+        config = preset(args.preset)  # a bad name fails here, before TensorFlow is imported
+    except UserError as e:
+        parser.error(str(e))
 
     import keras
     import numpy as np
     import tensorflow as tf
 
     from bench.op_classes import breakdown, input_batches_per_second
-    from pixelcnn_tf.config import preset
-    from pixelcnn_tf.errors import UserError
     from pixelcnn_tf.model import build_model, train_jit
     from pixelcnn_tf.training import compile_model, datasets, set_precision
     from serve.names import IMAGE, LABEL
 
-    try:
-        config = preset(args.preset)
-    except UserError as e:
-        parser.error(str(e))
     m = config.model
     batch = args.batch_size or config.batch_size
     config.batch_size = batch
