@@ -55,6 +55,7 @@ def load_checkpoint(path: str | None, default_root: str = "models", raw: bool = 
     """
     import pixelcnn_tf.layers  # noqa: F401  registers MaskedConv2D for deserialization
     import pixelcnn_tf.gated  # noqa: F401  registers the gated layers for deserialization
+    import pixelcnn_tf.norm  # noqa: F401  registers FusedBatchNormalization (the seed model's BatchNorm)
 
     run_dir, config, stamp = inspect_checkpoint(path, default_root)
     if raw:

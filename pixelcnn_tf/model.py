@@ -6,6 +6,7 @@ from typing import Callable
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from pixelcnn_tf.config import ModelConfig
 from pixelcnn_tf.errors import UserError
@@ -30,6 +31,10 @@ class Architecture:
     cached: StepArchitecture
     graph_params: Callable[[dict, ModelConfig], dict]  # step params -> the sampler graph's weights
     graph: type  # its row and pixel parts in TensorFlow (pixelcnn_tf/sampler_graph.py)
+    # The precisions whose train step runs under XLA on a CPU-only machine, by measurement (`python -m bench.training
+    # --jit both`, docs/benchmarks.md): XLA fuses the gated stacks' many elementwise ops, but its convolutions are
+    # slower than oneDNN's and it has no fast bf16 path, so only gated float32 gains.
+    cpu_train_xla: tuple[str, ...] = ()
 
 
 # One entry per name of serve's table (serve/cached.py): a third architecture is one module per side plus two entries.
@@ -37,7 +42,7 @@ ARCHITECTURES: dict[str, Architecture] = {
     "pixelcnn": Architecture(build_pixelcnn, fold_step_params, seed_step_models, ("step",), STEP_ARCHITECTURES["pixelcnn"],
                              seed_graph_params, SeedGraph),
     "gated": Architecture(build_gated_pixelcnn, fold_gated_params, gated_step_models, ("pixel",), STEP_ARCHITECTURES["gated"],
-                          gated_graph_params, GatedGraph),
+                          gated_graph_params, GatedGraph, cpu_train_xla=("float32",)),
 }
 assert set(ARCHITECTURES) == set(STEP_ARCHITECTURES), "the TensorFlow and serve architecture tables must name the same"
 
@@ -50,6 +55,14 @@ def architecture(config: ModelConfig) -> Architecture:
 def build_model(config: ModelConfig) -> keras.Model:
     """Build the network that config.architecture names."""
     return architecture(config).build(config)
+
+
+def train_jit(config: ModelConfig, precision: str) -> bool | str:
+    """jit_compile for model.fit: the table's measured choice in a one-process run on CPU, else Keras's "auto"
+    (XLA with a GPU, never under a tf.distribute strategy: both unmeasured here)."""
+    if tf.distribute.has_strategy() or tf.config.list_physical_devices("GPU") or tf.config.list_logical_devices("TPU"):
+        return "auto"
+    return precision in architecture(config).cpu_train_xla
 
 
 def has_step_model(config: ModelConfig) -> bool:

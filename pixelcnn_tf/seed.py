@@ -5,6 +5,7 @@ import keras
 
 from pixelcnn_tf.config import ModelConfig
 from pixelcnn_tf.layers import MaskedConv2D
+from pixelcnn_tf.norm import FusedBatchNormalization
 from pixelcnn_tf.parts import IMAGE_INPUT, LABEL_INPUT, label_bias, logits_head, model_inputs, scale_levels
 
 
@@ -26,6 +27,6 @@ def build_pixelcnn(config: ModelConfig) -> keras.Model:
         if config.num_classes:
             x = keras.layers.Add(name=f"{name}_conditioned")([x, label_bias(inputs[LABEL_INPUT], config, config.filters, name)])
         # momentum 0.9 is PyTorch's BatchNorm2d default (its momentum=0.1), as in the seed.
-        x = keras.layers.BatchNormalization(momentum=0.9, name=f"{name}_bn")(x)
+        x = FusedBatchNormalization(momentum=0.9, name=f"{name}_bn")(x)
         x = keras.layers.ReLU(name=f"{name}_relu")(x)
     return keras.Model(inputs, logits_head(x, config), name="pixelcnn")

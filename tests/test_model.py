@@ -119,3 +119,17 @@ def test_mixed_precision_keeps_logits_float32(policy):
         assert logits_of(model, np.zeros((1, 5, 5, 1))).dtype == np.float32
     finally:
         keras.config.set_dtype_policy("float32")
+
+
+def test_train_step_xla_follows_the_table_on_cpu_only():
+    import tensorflow as tf
+
+    from pixelcnn_tf.model import train_jit
+
+    assert not tf.config.list_physical_devices("GPU"), "this test describes a CPU-only machine"
+    gated = ModelConfig(architecture="gated", levels=2, num_layers=2, kernel_size=3, filters=4)
+    assert train_jit(gated, "float32") is True  # measured faster with XLA (docs/benchmarks.md)
+    assert train_jit(gated, "mixed_bfloat16") is False
+    assert train_jit(ModelConfig(), "float32") is False
+    with tf.distribute.MirroredStrategy(["/cpu:0"]).scope():
+        assert train_jit(gated, "float32") == "auto"  # under a strategy: Keras's own rule, unmeasured here
