@@ -9,6 +9,7 @@ import posixpath
 import sys
 import urllib.parse
 
+from serve.compression import CompressingMixin
 from serve.graph import graph_artifact
 from serve.metadata import ServeError, read_metadata
 
@@ -22,7 +23,7 @@ MIME_TYPES = {".wasm": "application/wasm", ".onnx": "application/octet-stream", 
               ".js": "text/javascript", ".json": "application/json", ".npy": "application/octet-stream"}
 
 
-class Handler(http.server.SimpleHTTPRequestHandler):
+class Handler(CompressingMixin, http.server.SimpleHTTPRequestHandler):
     """Static files from a few mounted folders: /web/ (the page), /export/ (the export) and /pretrained/."""
 
     mounts: dict[str, str] = {}
@@ -50,10 +51,11 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         self.send_error(404, "No directory listings")
 
     def end_headers(self):
-        # Cross-origin isolation lets onnxruntime-web use wasm threads (SharedArrayBuffer); credentialless still
-        # lets the page read an export from another origin that allows CORS.
+        # Cross-origin isolation lets onnxruntime-web use wasm threads (SharedArrayBuffer). require-corp, not
+        # credentialless: Safari knows only require-corp, and the page's own loads are same-origin or CORS fetches,
+        # which require-corp allows (docs/web.md).
         self.send_header("Cross-Origin-Opener-Policy", "same-origin")
-        self.send_header("Cross-Origin-Embedder-Policy", "credentialless")
+        self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
         self.send_header("Cache-Control", "no-cache")
         super().end_headers()
 
