@@ -9,7 +9,7 @@ import posixpath
 import sys
 import urllib.parse
 
-from serve.compression import CompressingMixin
+from serve.compression import CompressingMixin, warm
 from serve.graph import graph_artifact
 from serve.metadata import ServeError, read_metadata
 
@@ -77,6 +77,8 @@ def make_server(export_dir: str = DEFAULT_EXPORT, port: int = 8000, verbose: boo
     except OSError as e:
         raise ServeError(f"cannot listen on 127.0.0.1:{port}: {e.strerror or e}") from None
     server.daemon_threads = True
+    warm([os.path.join(WEB_DIR, RUNTIME_DIR, name) for name in ("ort-wasm-simd-threaded.wasm", "ort-wasm-simd-threaded.mjs")]
+         + [os.path.join(export_dir, graph_artifact(read_metadata(export_dir), "onnx")["path"])])  # the first load's largest files
     server.verbose = verbose
     return server
 
