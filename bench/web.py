@@ -37,7 +37,7 @@ def parse_args(argv):
     parser.add_argument("--counts", type=batch_sizes, default="16,144", help="digits per Sample (default 16,144)")
     parser.add_argument("--keep-rows", type=int, default=14, help="rows kept by Complete (default 14)")
     parser.add_argument("--page-threads", type=thread_counts, default="1,0", help="the page's wasm threads, one page load each (?threads=; 0: the page's default, every core; default 1,0)")
-    parser.add_argument("--threads", type=thread_counts, default="1,0", help="onnxruntime threads in Python (0: serve's own choice; default 1,0)")
+    parser.add_argument("--threads", type=thread_counts, default="1,2", help="onnxruntime intra-op threads in Python, each a session (0: serve's own choice, 1 for the graph; default 1,2)")
     parser.add_argument("--repeats", type=int, default=3, help="rounds, each runs every page and Python setting in turn; medians are printed (default 3)")
     parser.add_argument("--screenshots", metavar="DIR", help=f"save {' and '.join(SCREENSHOTS)} of the page here")
     parser.add_argument("--overwrite", action="store_true", help="replace existing screenshots")
