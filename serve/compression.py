@@ -44,20 +44,27 @@ class GzipCache:
     def __init__(self, limit: int = CACHE_BYTES):
         self.limit = limit
         self.bodies: collections.OrderedDict[tuple, bytes] = collections.OrderedDict()
-        self.lock = threading.Lock()  # ThreadingHTTPServer: two requests for the wasm must not both compress it
+        self.lock = threading.Lock()  # guards bodies and busy
+        # One lock per file version: two requests for the wasm compress it once, and a small file never waits
+        # behind the wasm's 0.5 s.
+        self.busy: dict[tuple, threading.Lock] = {}
 
     def get(self, path: str, stat: os.stat_result) -> bytes:
         key = (path, stat.st_size, stat.st_mtime_ns)
         with self.lock:
-            body = self.bodies.get(key)
+            file_lock = self.busy.setdefault(key, threading.Lock())
+        with file_lock:
+            with self.lock:
+                body = self.bodies.get(key)
             if body is None:
                 with open(path, "rb") as f:
                     body = gzip.compress(f.read(), compresslevel=GZIP_LEVEL, mtime=0)  # mtime=0: same bytes every time
+            with self.lock:
                 self.bodies[key] = body
+                self.bodies.move_to_end(key)
                 while sum(map(len, self.bodies.values())) > self.limit and len(self.bodies) > 1:
-                    self.bodies.popitem(last=False)
-            self.bodies.move_to_end(key)
-            return body
+                    self.busy.pop(self.bodies.popitem(last=False)[0], None)
+        return body
 
 
 CACHE = GzipCache()

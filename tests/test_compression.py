@@ -62,3 +62,22 @@ def test_the_cache_compresses_an_edited_file_again_and_stays_under_its_limit(tmp
     other = write(tmp_path / "b.js", os.urandom(2000), 1_000_000)
     cache.get(other, os.stat(other))
     assert sum(map(len, cache.bodies.values())) <= 3000
+
+
+def test_concurrent_requests_compress_a_file_once(tmp_path, monkeypatch):
+    import threading
+
+    import serve.compression as compression
+
+    calls = []
+    real = gzip.compress
+    monkeypatch.setattr(compression.gzip, "compress", lambda data, **kw: calls.append(1) or real(data, **kw))
+    cache = GzipCache()
+    path = write(tmp_path / "big.wasm", b"z" * 3_000_000, 1_000_000)
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(cache.get(path, os.stat(path)))) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1 and len(results) == 4 and all(r is results[0] for r in results)
