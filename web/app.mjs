@@ -202,7 +202,7 @@ async function main() {
   state.threads.used = graph.ort.env.wasm.numThreads; // what onnxruntime-web runs with, read back
   const m = graph.meta;
   $("info").textContent = `${m.model_config?.architecture ?? "PixelCNN"} on ${m.dataset ?? "?"}: ${graph.shape.join("×")}, ${m.levels} levels` +
-    `${m.num_classes ? `, ${m.num_classes} classes` : ""} · sampler graph ${mb(graph.modelBytes)} · runtime ${mb(runtimeBytes)} · ` +
+    `${m.num_classes ? `, ${m.num_classes} classes` : ""} · sampler graph ${mb(graph.modelBytes)} · runtime ${mb(runtimeBytes)} as sent · ` +
     `backend ${graph.backend}${graph.backend === "wasm" ? ` (${graph.ort.env.wasm.numThreads} thread${graph.ort.env.wasm.numThreads > 1 ? "s" : ""})` : ""} · loaded in ${(loadMs / 1000).toFixed(2)} s from ${exportUrl}`;
   $("rows").max = graph.shape[0];
   $("rows").value = Math.floor(graph.shape[0] / 2);
