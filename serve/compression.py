@@ -94,7 +94,9 @@ def encoded_body(path: str, accept_encoding: str | None) -> tuple[str, bytes] | 
     for coding, suffix in SIBLINGS:
         sibling = path + suffix
         # A sibling older than its file was made from an older version: sending it would send the wrong bytes.
-        if coding in codings and os.path.isfile(sibling) and os.stat(sibling).st_mtime_ns >= stat.st_mtime_ns:
+        # A symlinked one could point outside the served folders: never followed.
+        if (coding in codings and os.path.isfile(sibling) and not os.path.islink(sibling)
+                and os.stat(sibling).st_mtime_ns >= stat.st_mtime_ns):
             with open(sibling, "rb") as f:
                 return coding, f.read()
     if "gzip" in codings and stat.st_size >= MIN_BYTES:

@@ -47,6 +47,11 @@ def test_a_fresh_sibling_is_sent_and_a_stale_one_is_not(tmp_path):
     write(tmp_path / "m.mjs.gz", gzip.compress(data), 2_000_001)
     assert encoded_body(path, "gzip, br") == ("br", b"brotli bytes")
     assert encoded_body(path, "gzip")[0] == "gzip" and gzip.decompress(encoded_body(path, "gzip")[1]) == data
+    os.rename(tmp_path / "m.mjs.br", tmp_path / "elsewhere")
+    os.symlink(tmp_path / "elsewhere", tmp_path / "m.mjs.br")
+    assert encoded_body(path, "br") is None  # a symlinked sibling could lead out of the served folders
+    os.remove(tmp_path / "m.mjs.br")
+    os.rename(tmp_path / "elsewhere", tmp_path / "m.mjs.br")
     os.utime(tmp_path / "m.mjs.br", (1_000_000, 1_000_000))  # the file changed after its .br was made
     coding, body = encoded_body(path, "br, gzip")
     assert coding == "gzip" and gzip.decompress(body) == data
