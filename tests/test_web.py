@@ -109,8 +109,9 @@ def test_page_uses_every_core_by_default_and_refuses_bad_threads(page, server):
     assert page.open(server.url) == "ready", page.error()
     assert page.result("threads")["used"] == page.js("return navigator.hardwareConcurrency")
     assert "thread" in page.js("return document.getElementById('info').textContent")
-    assert page.open(server.url + "web/?export=../export/&threads=0.5") == "error"
-    assert "threads= must be a whole number" in page.error()
+    for bad in ("0.5", "0", ""):
+        assert page.open(server.url + f"web/?export=../export/&threads={bad}") == "error"
+        assert "threads= must be a whole number" in page.error()
 
 
 @pytest.fixture

@@ -179,8 +179,9 @@ async function loadUniformsFile(buffer, name) {
 // ?threads=N (a whole number >= 1), else every core; 1 when the page is not cross-origin isolated, said on the page.
 function threadsParam() {
   const text = params.get("threads");
-  const asked = text === null || text === "" ? 0 : Number(text);
-  if (!Number.isInteger(asked) || asked < 0 || asked > 256) throw new PageError(`threads= must be a whole number in 1..256, got ${text}`);
+  const asked = text === null ? 0 : Number(text);
+  if (text !== null && !(Number.isInteger(asked) && asked >= 1 && asked <= 256))
+    throw new PageError(`threads= must be a whole number in 1..256, got ${text || "nothing"}`);
   const choice = chooseThreads(asked);
   state.threads = { asked, ...choice, crossOriginIsolated: Boolean(globalThis.crossOriginIsolated), cores: navigator.hardwareConcurrency || 1 };
   if (choice.unavailable) {

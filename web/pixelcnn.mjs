@@ -71,9 +71,8 @@ async function loadRuntime(want) {
   return { ort, backend, files: [bundle, `${core}.mjs`, `${core}.wasm`].map((name) => RUNTIME + name) };
 }
 
-// Bytes of the runtime's files as the server sends them (compressed if it compresses; the .wasm is most of the
-// first load); the worker's downloads are not in this
-// page's resource timings, so ask the server.
+// Bytes of the runtime's files as the server sends them (encoded if it compresses; the .wasm is most of the first
+// load); the worker's downloads are not in this page's resource timings, so ask the server.
 async function runtimeBytes(files) {
   const sizes = await Promise.all(files.map((url) => fetch(url, { method: "HEAD" }).then((r) => Number(r.headers.get("content-length")) || 0)));
   return sizes.reduce((a, b) => a + b, 0);
