@@ -9,6 +9,7 @@ import posixpath
 import sys
 import urllib.parse
 
+from serve.compression import CompressingMixin, warm
 from serve.graph import graph_artifact
 from serve.metadata import ServeError, checked_path, read_metadata
 
@@ -22,7 +23,7 @@ MIME_TYPES = {".wasm": "application/wasm", ".onnx": "application/octet-stream", 
               ".js": "text/javascript", ".json": "application/json", ".npy": "application/octet-stream"}
 
 
-class Handler(http.server.SimpleHTTPRequestHandler):
+class Handler(CompressingMixin, http.server.SimpleHTTPRequestHandler):
     """Static files from a few mounted folders: /web/ (the page), /export/ (the export) and /pretrained/."""
 
     mounts: dict[str, str] = {}
@@ -62,10 +63,11 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         self.send_error(404, "No directory listings")
 
     def end_headers(self):
-        # Cross-origin isolation lets onnxruntime-web use wasm threads (SharedArrayBuffer); credentialless still
-        # lets the page read an export from another origin that allows CORS.
+        # Cross-origin isolation lets onnxruntime-web use wasm threads (SharedArrayBuffer). require-corp, not
+        # credentialless: Safari knows only require-corp, and the page's own loads are same-origin or CORS fetches,
+        # which require-corp allows (docs/web.md).
         self.send_header("Cross-Origin-Opener-Policy", "same-origin")
-        self.send_header("Cross-Origin-Embedder-Policy", "credentialless")
+        self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
         self.send_header("Cache-Control", "no-cache")
         super().end_headers()
 
@@ -114,6 +116,8 @@ def make_server(export_dir: str = DEFAULT_EXPORT, port: int = 8000, verbose: boo
     except OSError as e:
         raise ServeError(f"cannot listen on 127.0.0.1:{port}: {e.strerror or e}") from None
     server.daemon_threads = True
+    warm([os.path.join(WEB_DIR, RUNTIME_DIR, name) for name in ("ort-wasm-simd-threaded.wasm", "ort-wasm-simd-threaded.mjs")]
+         + [os.path.join(export_dir, graph_artifact(read_metadata(export_dir), "onnx")["path"])])  # the first load's largest files
     server.verbose = verbose
     return server
 

@@ -1,20 +1,25 @@
 """The browser page (web/) in real headless Chromium: it draws Python's pixels, and shows errors instead of a blank page."""
 from __future__ import annotations
 
+import gzip
+import http.server
 import json
 import os
 import subprocess
 import sys
+import threading
 import urllib.request
+from functools import partial
 
 import numpy as np
 import pytest
 
-from bench.browser import BrowserMissing, Page, WebServer, find_browser
+from bench.browser import RUNTIME, BrowserMissing, Page, WebServer, find_browser
 from helpers import ROOT, copy_export, rewrite_metadata, run_without_tensorflow
 from serve import Sampler
 from serve.sampling import uniforms
 
+SHIPPED = os.path.join(ROOT, "pretrained", "gated_mnist")
 MATCH = 0.999  # fraction of sub-pixels that must agree (float32 kernels differ across runtimes in rare ties)
 
 
@@ -91,6 +96,54 @@ def test_page_samples_what_python_samples_for_a_seed(page, server, web_export):
     assert "6 digits in" in page.js("return document.getElementById('sample-time').textContent")
 
 
+def test_page_on_two_threads_samples_what_python_samples(page, server, web_export):
+    meta = meta_of(web_export)
+    assert page.open(server.url + "web/?export=../export/&threads=2") == "ready", page.error()
+    threads = page.result("threads")
+    # Really threaded: onnxruntime-web's own setting read back, on a cross-origin isolated page.
+    assert threads["crossOriginIsolated"] is True and threads["used"] == 2 and threads["unavailable"] is None
+    assert page.js("return document.getElementById('notice').hidden") is True
+    page.set("count", 5)
+    page.set("seed", 8)
+    page.click("sample")
+    expected = python_sampler(web_export).sample(5, seed=8)
+    assert_same_pixels(page_images(page.result("sampled"), (meta["height"], meta["width"], meta["channels"])), expected)
+
+
+def test_page_uses_every_core_by_default_and_refuses_bad_threads(page, server):
+    assert page.open(server.url) == "ready", page.error()
+    assert page.result("threads")["used"] == page.js("return navigator.hardwareConcurrency")
+    assert "thread" in page.js("return document.getElementById('info').textContent")
+    for bad in ("0.5", "0", ""):
+        assert page.open(server.url + f"web/?export=../export/&threads={bad}") == "error"
+        assert "threads= must be a whole number" in page.error()
+
+
+@pytest.fixture
+def plain_static_host():
+    """The repository on a static host that sends no isolation headers (the stdlib's own handler)."""
+    handler = partial(http.server.SimpleHTTPRequestHandler, directory=ROOT)
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.mark.slow
+def test_page_without_isolation_says_threads_are_unavailable_and_still_samples(page, plain_static_host):
+    assert page.open(plain_static_host + "web/index.html?threads=2") == "ready", page.error()
+    threads = page.result("threads")
+    assert threads["crossOriginIsolated"] is False and threads["used"] == 1
+    notice = page.js("const n = document.getElementById('notice'); return n.hidden ? '' : n.textContent")
+    assert "not cross-origin isolated" in notice and "require-corp" in notice, notice
+    page.set("count", 2)
+    page.set("seed", 4)
+    page.click("sample")
+    assert_same_pixels(page_images(page.result("sampled"), (28, 28, 1)), python_sampler(SHIPPED).sample(2, seed=4))
+
+
 def test_page_completes_what_python_completes_from_a_uniforms_file(page, server, web_export, tmp_path):
     meta = meta_of(web_export)
     shape = (meta["height"], meta["width"], meta["channels"])
@@ -164,6 +217,69 @@ def test_server_sends_the_types_browsers_require(server):
         assert e.value.code == 404
 
 
+def fetch(url: str, accept: str | None = None, method: str = "GET", **headers):
+    """(status, headers, body) of one request; accept=None sends no Accept-Encoding at all."""
+    if accept is not None:
+        headers["Accept-Encoding"] = accept
+    request = urllib.request.Request(url, headers=headers, method=method)
+    try:
+        with urllib.request.urlopen(request) as response:
+            return response.status, response.headers, response.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read()
+
+
+@pytest.fixture(scope="module")
+def shipped_server():
+    if not os.path.isdir(RUNTIME):
+        pytest.skip("web/node_modules missing: npm ci in web/")
+    with WebServer(SHIPPED) as s:
+        yield s
+
+
+# What the page loads first, with the file each URL serves.
+PAGE_FILES = {"web/": "web/index.html", "web/app.mjs": "web/app.mjs", "web/digits.json": "web/digits.json",
+              "export/sampler.onnx": "pretrained/gated_mnist/sampler.onnx", "export/metadata.json": "pretrained/gated_mnist/metadata.json",
+              "web/node_modules/onnxruntime-web/dist/ort-wasm-simd-threaded.wasm": "web/node_modules/onnxruntime-web/dist/ort-wasm-simd-threaded.wasm",
+              "web/node_modules/onnxruntime-web/dist/ort-wasm-simd-threaded.mjs": "web/node_modules/onnxruntime-web/dist/ort-wasm-simd-threaded.mjs"}  # fmt: skip
+
+
+@pytest.mark.parametrize("path", sorted(PAGE_FILES))
+def test_server_isolates_the_page_and_gzips_what_the_client_accepts(shipped_server, path):
+    data = open(os.path.join(ROOT, PAGE_FILES[path]), "rb").read()
+    url = shipped_server.url + path
+    for accept in (None, "identity", "gzip;q=0, deflate"):  # nothing it may decode: the file as it is
+        status, headers, body = fetch(url, accept)
+        assert status == 200 and body == data and "Content-Encoding" not in headers, (path, accept)
+        assert int(headers["Content-Length"]) == len(data)
+        # Cross-origin isolation on every response, or onnxruntime-web gets no SharedArrayBuffer (no threads).
+        assert (headers["Cross-Origin-Opener-Policy"], headers["Cross-Origin-Embedder-Policy"]) == ("same-origin", "require-corp")
+        assert headers["Vary"] == "Accept-Encoding"  # a cache must not hand gzip to a client that did not ask
+    status, headers, body = fetch(url, "gzip, deflate")
+    assert status == 200 and headers["Content-Encoding"] == "gzip" and headers["Vary"] == "Accept-Encoding"
+    assert int(headers["Content-Length"]) == len(body) < len(data)
+    assert gzip.decompress(body) == data
+    assert headers["Cross-Origin-Embedder-Policy"] == "require-corp"
+    assert headers["Content-Type"] == fetch(url)[1]["Content-Type"]  # the type of the file, not of gzip
+    brotli = os.path.join(ROOT, PAGE_FILES[path] + ".br")  # made by `node web/precompress.mjs`, if it ran
+    status, chromium, body = fetch(url, "gzip, deflate, br, zstd")  # Chromium's header
+    if os.path.exists(brotli):
+        assert chromium["Content-Encoding"] == "br" and body == open(brotli, "rb").read()
+    else:  # no brotli encoder in Python's standard library: gzip
+        assert chromium["Content-Encoding"] == "gzip" and gzip.decompress(body) == data
+    assert int(chromium["Content-Length"]) == len(body) and chromium["Vary"] == "Accept-Encoding"
+    status, head, empty = fetch(url, "gzip", method="HEAD")
+    assert status == 200 and empty == b"" and head["Content-Length"] == headers["Content-Length"]
+    status, _, empty = fetch(url, "gzip", **{"If-Modified-Since": headers["Last-Modified"]})
+    assert status == 304 and empty == b""  # a revisit re-downloads nothing
+
+
+def test_server_refuses_outside_files_whatever_the_encoding(shipped_server):
+    for outside in ("serve/web.py", "web/../serve/web.py", "export/../../README.md", "web/app.mjs/"):
+        status, headers, _ = fetch(shipped_server.url + outside, "gzip")
+        assert status == 404 and headers.get("Content-Encoding") is None, outside
+
+
 def test_server_needs_no_tensorflow(web_export):
     script = "import sys\nfrom serve.web import make_server\nmake_server(sys.argv[1], port=0).server_close()\n"
     done = run_without_tensorflow(script, web_export)
@@ -204,11 +320,16 @@ def test_bench_times_the_page_and_python_and_takes_screenshots(web_export, tmp_p
 
     need_browser()
     out = tmp_path / "bench.json"
-    assert bench_web.main(["--export", web_export, "--counts", "2", "--keep-rows", "5", "--screenshots", str(tmp_path), "--json", str(out)]) == 0
+    argv = ["--export", web_export, "--counts", "2", "--keep-rows", "5", "--page-threads", "1,2", "--threads", "1", "--repeats", "1"]
+    assert bench_web.main([*argv, "--screenshots", str(tmp_path), "--json", str(out)]) == 0
     report = json.load(open(out))
     assert [row["what"] for row in report["rows"]] == ["sample 2", "complete 8"]
-    assert all(row["same_subpixels"] >= MATCH and row["browser_s"] > 0 and row["python_s"] > 0 for row in report["rows"])
-    assert report["load"]["modelBytes"] == meta_of(web_export)["sampler_graph"]["artifacts"]["onnx"]["bytes"]
+    assert report["columns"] == ["page 1 thr", "python 1 thr", "page 2 thr"]
+    assert all(row["same_subpixels"] >= MATCH and all(row[c] > 0 for c in report["columns"]) for row in report["rows"])
+    assert all(p["threads"]["crossOriginIsolated"] for p in report["pages"].values())
+    assert report["pages"]["page 2 thr"]["load"]["modelBytes"] == meta_of(web_export)["sampler_graph"]["artifacts"]["onnx"]["bytes"]
+    wasm = [f for f in report["files"] if f["url"].endswith("ort-wasm-simd-threaded.wasm")]
+    assert len(wasm) == 1 and wasm[0]["encoding"] in ("gzip", "br") and wasm[0]["sent"] < wasm[0]["plain"] / 2
     for name in bench_web.SCREENSHOTS:
         assert open(tmp_path / name, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
     assert "sample 2" in capsys.readouterr().out

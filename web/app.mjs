@@ -1,5 +1,5 @@
 // The page: load the export's sampler graph, then Sample and Complete buttons, timings and errors.
-import { PageError, SamplerGraph } from "./pixelcnn.mjs";
+import { PageError, SamplerGraph, chooseThreads } from "./pixelcnn.mjs";
 import { parseNpy } from "./npy.mjs";
 import { toFloat32Uniforms, uniforms as seededUniforms } from "./rng.mjs";
 
@@ -176,17 +176,34 @@ async function loadUniformsFile(buffer, name) {
   $("uniforms-info").textContent = `using ${name}: (${shape.join(", ")})`;
 }
 
+// ?threads=N (a whole number >= 1), else every core; 1 when the page is not cross-origin isolated, said on the page.
+function threadsParam() {
+  const text = params.get("threads");
+  const asked = text === null ? 0 : Number(text);
+  if (text !== null && !(Number.isInteger(asked) && asked >= 1 && asked <= 256))
+    throw new PageError(`threads= must be a whole number in 1..256, got ${text || "nothing"}`);
+  const choice = chooseThreads(asked);
+  state.threads = { asked, ...choice, crossOriginIsolated: Boolean(globalThis.crossOriginIsolated), cores: navigator.hardwareConcurrency || 1 };
+  if (choice.unavailable) {
+    $("notice").textContent = choice.unavailable;
+    $("notice").hidden = false;
+  }
+  return choice.threads;
+}
+
 async function main() {
   const exportUrl = new URL(params.get("export") || "../pretrained/gated_mnist/", location.href).href;
+  const threads = threadsParam();
   const t0 = performance.now();
-  const graph = await SamplerGraph.load(exportUrl, { backend: params.get("backend") || "auto", threads: Number(params.get("threads") || 0) });
+  const graph = await SamplerGraph.load(exportUrl, { backend: params.get("backend") || "auto", threads });
   state.graph = graph;
   const loadMs = performance.now() - t0;
   const runtimeBytes = graph.runtimeBytes;
   state.load = { ms: loadMs, runtimeBytes, modelBytes: graph.modelBytes };
+  state.threads.used = graph.ort.env.wasm.numThreads; // what onnxruntime-web runs with, read back
   const m = graph.meta;
   $("info").textContent = `${m.model_config?.architecture ?? "PixelCNN"} on ${m.dataset ?? "?"}: ${graph.shape.join("×")}, ${m.levels} levels` +
-    `${m.num_classes ? `, ${m.num_classes} classes` : ""} · sampler graph ${mb(graph.modelBytes)} · runtime ${mb(runtimeBytes)} · ` +
+    `${m.num_classes ? `, ${m.num_classes} classes` : ""} · sampler graph ${mb(graph.modelBytes)} · runtime ${mb(runtimeBytes)} as sent · ` +
     `backend ${graph.backend}${graph.backend === "wasm" ? ` (${graph.ort.env.wasm.numThreads} thread${graph.ort.env.wasm.numThreads > 1 ? "s" : ""})` : ""} · loaded in ${(loadMs / 1000).toFixed(2)} s from ${exportUrl}`;
   $("rows").max = graph.shape[0];
   $("rows").value = Math.floor(graph.shape[0] / 2);

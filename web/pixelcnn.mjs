@@ -71,15 +71,24 @@ async function loadRuntime(want) {
   return { ort, backend, files: [bundle, `${core}.mjs`, `${core}.wasm`].map((name) => RUNTIME + name) };
 }
 
-// Bytes of the runtime's files (the .wasm is most of the first load); the worker's downloads are not in this
-// page's resource timings, so ask the server.
+// Bytes of the runtime's files as the server sends them (encoded if it compresses; the .wasm is most of the first
+// load); the worker's downloads are not in this page's resource timings, so ask the server.
 async function runtimeBytes(files) {
   const sizes = await Promise.all(files.map((url) => fetch(url, { method: "HEAD" }).then((r) => Number(r.headers.get("content-length")) || 0)));
   return sizes.reduce((a, b) => a + b, 0);
 }
 
+// WebAssembly threads: `asked` (?threads=), else every core. Threads need SharedArrayBuffer, which only a
+// cross-origin isolated page has (COOP same-origin + COEP require-corp); without it the reason is returned.
+export function chooseThreads(asked = 0) {
+  const cores = globalThis.navigator?.hardwareConcurrency || 1;
+  if (!globalThis.crossOriginIsolated)
+    return { threads: 1, unavailable: "WebAssembly threads are unavailable: this page is not cross-origin isolated (its server must send Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp); sampling runs on 1 thread" };
+  return { threads: asked || cores, unavailable: null };
+}
+
 async function createSession(runtime, bytes, threads) {
-  if (threads) runtime.ort.env.wasm.numThreads = threads;
+  runtime.ort.env.wasm.numThreads = threads; // before the first session: onnxruntime-web reads it once, at init
   const providers = runtime.backend === "webgpu" ? ["webgpu", "wasm"] : ["wasm"];
   try {
     return await runtime.ort.InferenceSession.create(bytes, { executionProviders: providers });
@@ -89,7 +98,7 @@ async function createSession(runtime, bytes, threads) {
 }
 
 export class SamplerGraph {
-  static async load(exportUrl, { backend = "auto", threads = 0 } = {}) {
+  static async load(exportUrl, { backend = "auto", threads = 1 } = {}) {
     const meta = await readMetadata(exportUrl);
     const entry = samplerGraph(meta);
     const modelUrl = new URL(entry.path, exportUrl).href;
@@ -120,6 +129,7 @@ export class SamplerGraph {
 
   constructor(meta, entry, session, runtime, modelBytes, runtimeBytes) {
     Object.assign(this, { meta, entry, session, modelBytes, runtimeBytes });
+    this.runtimeFiles = runtime.files; // the worker loads some of them: not in the page's resource timings
     this.ort = runtime.ort;
     this.backend = runtime.backend;
     this.shape = [meta.height, meta.width, meta.channels];
