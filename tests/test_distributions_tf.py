@@ -1,0 +1,100 @@
+"""Output distributions in TensorFlow: the same numbers as serve's numpy, the training loss and its gradients."""
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from pixelcnn_tf import distributions
+from pixelcnn_tf.distributions.base import DistributionLoss
+from pixelcnn_tf.errors import UserError
+
+# float32 TensorFlow vs float64 numpy: log-probabilities of magnitude up to ~30 nats agree to float32 rounding.
+LOG_PROB_ATOL, LOG_PROB_RTOL = 1e-4, 1e-5
+
+
+def build(name, channels, levels, mixtures=None):
+    return distributions.build(name, channels=channels, levels=levels, mixtures=mixtures)
+
+
+def heads_and_images(dist, seed, shape=(3, 4, 5), scale=1.0):
+    rng = np.random.default_rng(seed)
+    head = rng.normal(0.0, scale, shape + dist.spec.head_shape).astype(np.float32)
+    images = rng.integers(0, dist.spec.levels, shape + (dist.spec.channels,)).astype(np.int32)
+    return head, images
+
+
+CASES = [("softmax", 1, 2, None), ("softmax", 3, 16, None), ("logistic_mixture", 1, 2, 2),
+         ("logistic_mixture", 1, 256, 5), ("logistic_mixture", 3, 16, 4), ("logistic_mixture", 3, 256, 10)]
+
+
+@pytest.mark.parametrize("name,channels,levels,mixtures", CASES)
+def test_tensorflow_log_probs_and_nll_equal_numpy(name, channels, levels, mixtures):
+    dist = build(name, channels, levels, mixtures)
+    head, images = heads_and_images(dist, seed=levels + channels, scale=2.0)
+    for c in range(channels):
+        earlier = images[..., :c]
+        got = dist.log_probs(tf.constant(head), c, tf.constant(earlier))
+        expected = dist.spec.log_probs(head, c, earlier)
+        assert got.dtype == tf.float32 and tuple(got.shape) == expected.shape == head.shape[:3] + (levels,)
+        np.testing.assert_allclose(got.numpy(), expected, rtol=LOG_PROB_RTOL, atol=LOG_PROB_ATOL)
+    nll = dist.nll_per_image(tf.constant(head), tf.constant(images))
+    assert nll.dtype == tf.float32 and tuple(nll.shape) == (3,)
+    np.testing.assert_allclose(nll.numpy(), dist.spec.nll_per_image(head, images), rtol=1e-5)
+
+
+def test_softmax_loss_is_todays_sparse_categorical_crossentropy():
+    dist = build("softmax", 3, 16)
+    head, images = heads_and_images(dist, seed=1, scale=3.0)
+    today = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(images, head)
+    np.testing.assert_allclose(float(dist.loss()(images, head)), float(today), rtol=1e-6)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_mixture_loss_is_nats_per_sub_pixel(channels):
+    dist = build("logistic_mixture", channels, 256, 5)
+    head, images = heads_and_images(dist, seed=2)
+    dims = images[0].size
+    expected = dist.spec.nll_per_image(head, images).mean() / dims
+    np.testing.assert_allclose(float(dist.loss()(images, head)), expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("levels", [2, 256])
+def test_mixture_loss_gradient_is_finite_for_extreme_parameters(channels, levels):
+    dist = build("logistic_mixture", channels, levels, 2)
+    rng = np.random.default_rng(levels)
+    head = rng.choice([-1e4, -100.0, -8.0, 0.0, 8.0, 100.0, 1e4], size=(4, 3, 3) + dist.spec.head_shape)
+    head = tf.Variable(head.astype(np.float32))
+    images = tf.constant(rng.integers(0, levels, (4, 3, 3, channels)), tf.int32)
+    with tf.GradientTape() as tape:
+        loss = dist.loss()(images, head)
+    gradient = tape.gradient(loss, head)
+    assert np.isfinite(float(loss)) and np.all(np.isfinite(gradient.numpy()))
+    assert np.abs(gradient.numpy()).max() > 0  # it trains: the extreme parameters still get a gradient
+
+
+def test_log_probs_trace_with_an_unknown_batch():
+    """The sampler graph's shape: a tf.function over a batch of any size, one pixel's head and its earlier channels."""
+    dist = build("logistic_mixture", 3, 16, 3)
+    f = tf.function(lambda head, earlier: dist.log_probs(head, 2, earlier), input_signature=[
+        tf.TensorSpec((None, dist.spec.features), tf.float32), tf.TensorSpec((None, 2), tf.float32)])
+    head, images = heads_and_images(dist, seed=3, shape=(6,))
+    got = f(tf.constant(head), tf.constant(images[:, :2], tf.float32))
+    np.testing.assert_allclose(got.numpy(), dist.spec.log_probs(head, 2, images[:, :2]), atol=LOG_PROB_ATOL)
+
+
+def test_the_loss_survives_keras_serialization():
+    loss = build("logistic_mixture", 3, 16, 4).loss()
+    again = keras.losses.deserialize(keras.losses.serialize(loss))
+    assert isinstance(again, DistributionLoss) and again.get_config() == loss.get_config()
+    head, images = heads_and_images(build("logistic_mixture", 3, 16, 4), seed=4)
+    assert float(again(images, head)) == float(loss(images, head))
+
+
+def test_check_output_refuses_in_one_user_error_line():
+    with pytest.raises(UserError, match=r"^mixtures \(at most levels, 4\) must be an integer in 1..4, got 10$"):
+        distributions.check_output("logistic_mixture", channels=3, levels=4, mixtures=10)
+    with pytest.raises(UserError, match=r"^unknown output distribution 'categorical'"):
+        distributions.build("categorical", channels=1, levels=2)
