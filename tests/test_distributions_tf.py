@@ -98,3 +98,26 @@ def test_check_output_refuses_in_one_user_error_line():
         distributions.check_output("logistic_mixture", channels=3, levels=4, mixtures=10)
     with pytest.raises(UserError, match=r"^unknown output distribution 'categorical'"):
         distributions.build("categorical", channels=1, levels=2)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+def test_the_sampler_graphs_draw_on_mixture_log_probs_draws_numpys_pixels(temperature):
+    """pixelcnn_tf.sampler_graph.draw (float32) over TensorFlow's log-probs picks numpy's float64 levels, R -> G -> B,
+    from the same uniforms, up to the rare uniform within float32 rounding of a CDF step (as for softmax today)."""
+    from pixelcnn_tf.sampler_graph import draw
+    from serve.graph import as_float32_uniforms
+
+    dist = build("logistic_mixture", 3, 256, 5)
+    n = 4000
+    rng = np.random.default_rng(6)
+    head = rng.normal(0.0, 1.0, (n, dist.spec.features)).astype(np.float32)
+    head[:, 5 + 15 : 5 + 30] -= 2.5  # log-scales around e^-2.5: peaked enough for many distinct levels
+    u = as_float32_uniforms(rng.random((n, 3)))
+    expected = dist.spec.draw_pixel(head, u.astype(np.float64), temperature)
+    values = tf.zeros((n, 0))
+    for c in range(3):
+        level = draw(dist.log_weights(tf.constant(head), c, values), tf.constant(u[:, c : c + 1]), 1.0 / temperature, 256)
+        values = tf.concat([values, level[:, None]], axis=1)
+    agreement = (values.numpy() == expected).mean()
+    assert agreement >= 0.999, agreement
+    assert len(np.unique(expected)) > 100
