@@ -140,6 +140,18 @@ def test_far_tail_log_probs_stay_exact_where_the_plain_difference_underflows():
         np.testing.assert_allclose(log_p, np.where(b < 0, a, -b) + np.log(np.expm1(b - a)), rtol=1e-12)
 
 
+@pytest.mark.parametrize("levels", LEVELS)
+def test_all_levels_at_once_equal_the_one_level_formula_out_to_the_far_tails(levels):
+    """mixture_over_levels (the draw's fast path) against log_bin, one component, centres and scales far out."""
+    rng = np.random.default_rng(levels)
+    centres = np.concatenate([rng.normal(0, 1, 200), rng.choice([-1e4, -30.0, 30.0, 1e4], 100)])
+    log_scales = np.clip(np.concatenate([rng.normal(-2, 3, 200), rng.choice([-7.0, 0.0, 7.0], 100)]), -7, 7)
+    fast = lm.mixture_over_levels(NumpyOps, np.zeros((300, 1)), centres[:, None], log_scales[:, None], levels)
+    slow = lm.log_bin(NumpyOps, np.arange(levels, dtype=np.float64), centres[:, None], log_scales[:, None], levels)
+    assert np.all(np.isfinite(fast)) and slow.min() < -1e3  # far tails included
+    np.testing.assert_allclose(fast, slow, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("levels", [2, 16, 256])
 def test_edge_levels_take_the_tails(levels):
     dist = mixture(1, levels, 1)

@@ -13,6 +13,17 @@ class TensorFlowOps:
     where = staticmethod(tf.where)
     softplus = staticmethod(tf.nn.softplus)
 
+    abs = staticmethod(tf.abs)
+    minimum = staticmethod(tf.minimum)
+
+    @staticmethod
+    def max(x, axis: int):
+        return tf.reduce_max(x, axis=axis)
+
+    @staticmethod
+    def concat(arrays, axis: int):
+        return tf.concat(arrays, axis=axis)
+
     @staticmethod
     def clip(x, low: float, high: float):
         return tf.clip_by_value(x, low, high)

@@ -18,6 +18,17 @@ class NumpyOps:
     def softplus(x):
         return np.logaddexp(0.0, x)
 
+    abs = staticmethod(np.abs)
+    minimum = staticmethod(np.minimum)
+
+    @staticmethod
+    def max(x, axis: int):
+        return np.max(x, axis=axis)
+
+    @staticmethod
+    def concat(arrays, axis: int):
+        return np.concatenate(arrays, axis=axis)
+
     @staticmethod
     def clip(x, low: float, high: float):
         return np.clip(x, low, high)
