@@ -308,6 +308,21 @@ def test_a_head_of_the_wrong_size_is_named():
         distributions.build("softmax", channels=3, levels=16).nll_per_image(np.zeros((1, 2, 2, 3, 8)), np.zeros((1, 2, 2, 3)))
 
 
+def test_values_outside_the_levels_are_refused_not_scored():
+    dist = mixture(3, 16, 2)
+    head = np.zeros((1, 2, 2, dist.features))
+    for bad in (16, -1, 2.5):
+        images = np.zeros((1, 2, 2, 3))
+        images[0, 1, 1, 2] = bad
+        with pytest.raises(DistributionError, match=r"the images must hold whole levels in 0..15"):
+            dist.nll_per_image(head, images)
+    with pytest.raises(DistributionError, match=r"earlier channels must hold whole levels in 0..15, got values in 0..99"):
+        dist.draw(head[0, 0], 1, np.array([[0], [99]]), np.full(2, 0.5))
+    assert dist.log_probs(np.zeros((0, dist.features)), 1, np.zeros((0, 1))).shape == (0, 16)
+    with pytest.raises(DistributionError, match=r"the images must hold whole levels in 0..3"):
+        distributions.build("softmax", channels=1, levels=4).nll_per_image(np.zeros((1, 1, 1, 1, 4)), np.full((1, 1, 1, 1), 4))
+
+
 def test_serve_distributions_import_no_tensorflow():
     script = (
         "import numpy as np\nfrom serve import distributions\n"

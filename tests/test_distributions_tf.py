@@ -121,3 +121,25 @@ def test_the_sampler_graphs_draw_on_mixture_log_probs_draws_numpys_pixels(temper
     agreement = (values.numpy() == expected).mean()
     assert agreement >= 0.999, agreement
     assert len(np.unique(expected)) > 100
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,mixtures", [("softmax", None), ("logistic_mixture", 3)])
+def test_model_fit_trains_on_the_loss_and_reports_nats_per_sub_pixel(name, mixtures):
+    """A 1x1 convolution (not causal: only the loss is under test) fits with the distribution's loss; Keras's
+    evaluate() then equals numpy's NLL of the model's heads divided by the sub-pixels."""
+    dist = build(name, 3, 16, mixtures)
+    rng = np.random.default_rng(0)
+    images = np.clip(rng.normal(8, 2.5, (64, 4, 4, 3)).round(), 0, 15).astype(np.int32)
+    inputs = keras.Input((4, 4, 3))
+    x = keras.layers.Conv2D(dist.spec.features, 1)(keras.layers.Rescaling(2 / 15, offset=-1.0)(inputs))
+    if dist.spec.head_shape != (dist.spec.features,):
+        x = keras.layers.Reshape((4, 4) + dist.spec.head_shape)(x)
+    keras.utils.set_random_seed(0)
+    model = keras.Model(inputs, x)
+    model.compile(optimizer=keras.optimizers.Adam(0.05), loss=dist.loss())
+    history = model.fit(images.astype(np.float32), images, batch_size=16, epochs=8, verbose=0).history["loss"]
+    assert all(np.isfinite(history)) and history[-1] < 0.8 * history[0], history
+    evaluated = model.evaluate(images.astype(np.float32), images, batch_size=16, verbose=0)
+    heads = model.predict(images.astype(np.float32), verbose=0)
+    np.testing.assert_allclose(evaluated, dist.spec.nll_per_image(heads, images).mean() / (4 * 4 * 3), rtol=1e-5)

@@ -67,6 +67,14 @@ class Distribution:
             )
         return np.asarray(head, dtype=np.float64)
 
+    def check_values(self, values, what: str = "the images") -> np.ndarray:
+        """Sub-pixel values as given, after checking they are whole levels 0..levels-1 (a mixture would score others)."""
+        values = np.asarray(values)
+        if values.size and not (np.all(values == np.round(values)) and 0 <= values.min() and values.max() < self.levels):
+            raise DistributionError(f"{what} must hold whole levels in 0..{self.levels - 1}, got values in "
+                                    f"{values.min()}..{values.max()}")
+        return values
+
     def log_weights(self, head: np.ndarray, c: int, earlier: np.ndarray) -> np.ndarray:
         """Unnormalised log-probabilities (..., levels) of sub-pixel c given the pixel's earlier channels."""
         raise NotImplementedError

@@ -164,21 +164,21 @@ class LogisticMixture(Distribution):
         return self.channels, self.mixtures, self.levels
 
     def log_weights(self, head, c, earlier):
-        head, earlier = self.check_head(head), np.asarray(earlier)
+        head, earlier = self.check_head(head), self.check_values(earlier, "earlier channels")
         flat_head = head.reshape(-1, head.shape[-1])
         flat_earlier = earlier.reshape(len(flat_head), earlier.shape[-1])
         # In blocks of 8192 (pixel, component, level) terms: numpy's temporaries (64 KiB) then stay below glibc's mmap
         # and trim thresholds (batch 144, K=10, 256 levels at once spent over half its time in page faults).
         rows = max(1, CHUNK_TERMS // (self.mixtures * self.levels))
         out = [conditional_log_probs(NumpyOps, flat_head[i : i + rows], c, flat_earlier[i : i + rows], *self._args())
-               for i in range(0, len(flat_head), rows)]
+               for i in range(0, len(flat_head), rows)] or [np.zeros((0, self.levels))]
         return np.concatenate(out).reshape(head.shape[:-1] + (self.levels,))
 
     def log_probs(self, head, c, earlier):
         return self.log_weights(head, c, earlier)  # already normalised: exact log-probabilities
 
     def pixel_log_probs(self, head, values):
-        return pixel_log_probs(NumpyOps, self.check_head(head), np.asarray(values), *self._args())
+        return pixel_log_probs(NumpyOps, self.check_head(head), self.check_values(values), *self._args())
 
     def nll_per_image(self, head, images):
         return -self.pixel_log_probs(head, images).reshape(len(images), -1).sum(axis=1)

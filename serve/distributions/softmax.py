@@ -29,7 +29,7 @@ class Softmax(Distribution):
         return np.asarray(head)[..., c, :]
 
     def nll_per_image(self, head, images):
-        return nll_per_image(self.check_head(head), images)
+        return nll_per_image(self.check_head(head), self.check_values(images))
 
 
 RECORD = Record(
