@@ -75,6 +75,17 @@ def test_mixture_loss_gradient_is_finite_for_extreme_parameters(channels, levels
     assert np.abs(gradient.numpy()).max() > 0  # it trains: the extreme parameters still get a gradient
 
 
+def test_the_portable_softplus_equals_tensorflows_with_its_gradient():
+    from pixelcnn_tf.distributions.arrays import TensorFlowOps
+
+    x = tf.constant([-1e4, -100.0, -20.0, -1.0, 0.0, 1e-3, 1.0, 20.0, 100.0, 1e4])
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = TensorFlowOps.softplus(x)
+    np.testing.assert_allclose(y.numpy(), tf.nn.softplus(x).numpy(), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(tape.gradient(y, x).numpy(), tf.sigmoid(x).numpy(), rtol=1e-6, atol=1e-7)
+
+
 def test_log_probs_trace_with_an_unknown_batch():
     """The sampler graph's shape: a tf.function over a batch of any size, one pixel's head and its earlier channels."""
     dist = build("logistic_mixture", 3, 16, 3)
@@ -143,3 +154,43 @@ def test_model_fit_trains_on_the_loss_and_reports_nats_per_sub_pixel(name, mixtu
     evaluated = model.evaluate(images.astype(np.float32), images, batch_size=16, verbose=0)
     heads = model.predict(images.astype(np.float32), verbose=0)
     np.testing.assert_allclose(evaluated, dist.spec.nll_per_image(heads, images).mean() / (4 * 4 * 3), rtol=1e-5)
+
+
+def converted_log_probs(runtime: str, function, spec, head, earlier):
+    """function converted with TFLite builtins only or tf2onnx, run on (head, earlier)."""
+    if runtime == "tflite":
+        from ai_edge_litert.interpreter import Interpreter
+
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([function.get_concrete_function()], function)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        interpreter = Interpreter(model_content=converter.convert())
+        inputs = {d["name"]: d["index"] for d in interpreter.get_input_details()}
+        for name, value in (("head", head), ("earlier", earlier)):
+            interpreter.resize_tensor_input(inputs[name], value.shape)
+        interpreter.allocate_tensors()
+        for name, value in (("head", head), ("earlier", earlier)):
+            interpreter.set_tensor(inputs[name], value)
+        interpreter.invoke()
+        return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    import onnxruntime
+    import tf2onnx
+
+    proto, _ = tf2onnx.convert.from_function(function, input_signature=spec, opset=17)
+    session = onnxruntime.InferenceSession(proto.SerializeToString())
+    return session.run(None, {"head": head, "earlier": earlier})[0]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("runtime", ["tflite", "onnx"])
+def test_mixture_log_probs_convert_to_tflite_builtins_and_onnx(runtime):
+    """The sampler graph will carry these ops: each has a builtin in both runtimes (no Expm1, Log1p, Flex ops)."""
+    dist = build("logistic_mixture", 3, 256, 5)
+    spec = [tf.TensorSpec((None, dist.spec.features), tf.float32, name="head"),
+            tf.TensorSpec((None, 2), tf.float32, name="earlier")]
+    function = tf.function(lambda head, earlier: {"log_probs": dist.log_probs(head, 2, earlier)}, input_signature=spec)
+    rng = np.random.default_rng(9)
+    head = rng.normal(0.0, 1.0, (64, dist.spec.features)).astype(np.float32)
+    head[:16] *= 30.0  # far tails and both log-scale clips
+    earlier = rng.integers(0, 256, (64, 2)).astype(np.float32)
+    got = converted_log_probs(runtime, function, spec, head, earlier)
+    np.testing.assert_allclose(got, dist.spec.log_probs(head, 2, earlier), rtol=LOG_PROB_RTOL, atol=LOG_PROB_ATOL)

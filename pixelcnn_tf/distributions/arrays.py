@@ -11,7 +11,15 @@ class TensorFlowOps:
     expm1 = staticmethod(tf.math.expm1)
     tanh = staticmethod(tf.tanh)
     where = staticmethod(tf.where)
-    softplus = staticmethod(tf.nn.softplus)
+
+    @staticmethod
+    def softplus(x):
+        """log(1 + e^x) in the stable split form: tf.nn.softplus, converted with TFLite builtins, gave NaN
+        log-probabilities for large arguments (tested). Each branch gets a safe argument, so neither makes an inf
+        (nor a NaN gradient), and the gradient at 0 is sigmoid(0) = 1/2, not a kink's."""
+        positive = x > 0.0
+        above, below = tf.where(positive, x, 0.0), tf.where(positive, 0.0, x)
+        return tf.where(positive, above + tf.math.log(1.0 + tf.exp(-above)), tf.math.log(1.0 + tf.exp(below)))
 
     abs = staticmethod(tf.abs)
     minimum = staticmethod(tf.minimum)

@@ -1,8 +1,6 @@
 """PixelCNN++'s discretized logistic mixture (arXiv 1701.05517): its maths once over an array API, and numpy."""
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from serve.distributions.arrays import NumpyOps
@@ -11,7 +9,6 @@ from serve.distributions.base import Distribution, DistributionError, Record, ch
 # log-scales are clipped to this range: -7 as PixelCNN++'s code (a level can reach probability ~0.97 at 256 levels);
 # 7 so the bin width in logistic units, 2/(levels-1)/scale, never underflows to 0 in float32 (log 0 = -inf loss).
 LOG_SCALE_MIN, LOG_SCALE_MAX = -7.0, 7.0
-LOG2 = math.log(2.0)
 # exp(-80) = 2e-35 is below float64's resolution next to the terms it is added to (>= 1/4 here) and still a
 # normal float32: clipping there changes no result and keeps exp off the slow subnormal path.
 EXP_FLOOR = 80.0
@@ -50,9 +47,10 @@ def to_unit(ops, level, levels: int):
 
 
 def log1mexp(ops, d):
-    """log(1 - exp(-d)) for d > 0 without cancellation (Maechler 2012): expm1 near 0, log1p further out."""
-    near = d < LOG2
-    return ops.where(near, ops.log(-ops.expm1(-ops.where(near, d, LOG2))), ops.log1p(-ops.exp(-ops.where(near, LOG2, d))))
+    """log(1 - exp(-d)) for d > 0 without cancellation, through 1 - exp(-d) = 2 tanh(d/2) / (1 + tanh(d/2)):
+    tanh is exact near 0 where 1 - exp(-d) cancels, and every runtime has it (ONNX has no Expm1, TFLite no Log1p)."""
+    half = ops.tanh(d * 0.5)
+    return ops.log(2.0 * half) - ops.log(1.0 + half)
 
 
 def log_bin(ops, level, centre, log_scale, levels: int):
