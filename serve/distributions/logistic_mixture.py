@@ -167,9 +167,10 @@ class LogisticMixture(Distribution):
         flat_earlier = earlier.reshape(len(flat_head), earlier.shape[-1])
         # In blocks of 8192 (pixel, component, level) terms: numpy's temporaries (64 KiB) then stay below glibc's mmap
         # and trim thresholds (batch 144, K=10, 256 levels at once spent over half its time in page faults).
+        weights, centres, log_scales = earlier_log_weights(NumpyOps, flat_head, flat_earlier, c, *self._args())
         rows = max(1, CHUNK_TERMS // (self.mixtures * self.levels))
-        out = [conditional_log_probs(NumpyOps, flat_head[i : i + rows], c, flat_earlier[i : i + rows], *self._args())
-               for i in range(0, len(flat_head), rows)] or [np.zeros((0, self.levels))]
+        out = [mixture_over_levels(NumpyOps, weights[i : i + rows], centres[i : i + rows], log_scales[i : i + rows],
+                                   self.levels) for i in range(0, len(flat_head), rows)] or [np.zeros((0, self.levels))]
         return np.concatenate(out).reshape(head.shape[:-1] + (self.levels,))
 
     def log_probs(self, head, c, earlier):
