@@ -16,7 +16,8 @@ CASES = (("softmax", None), ("logistic_mixture", 5), ("logistic_mixture", 10))
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m bench.distributions", description=__doc__)
-    parser.add_argument("--batch-sizes", type=batch_sizes, default="1,144", help="comma-separated batch sizes (default 1,144)")
+    parser.add_argument("--batch-sizes", type=batch_sizes, default="1,144",
+                        help="comma-separated batch sizes (default 1,144)")
     parser.add_argument("--levels", type=int, default=256, help="levels per sub-pixel (default 256)")
     parser.add_argument("--rounds", type=int, default=5, help="alternating rounds; the best is reported (default 5)")
     parser.add_argument("--pixels", type=int, default=50, help="pixels drawn per timing (default 50)")
@@ -54,7 +55,7 @@ def main(argv=None) -> None:
             for dist, seconds in zip(dists, best):
                 rows.append((channels, batch, dist.describe(), dist.features, dist.steps_per_pixel, seconds * 1e3))
     print(f"levels={args.levels}; best of {args.rounds} alternating rounds of {args.pixels} pixels")
-    print("| channels | batch | output | head features/pixel | network steps/pixel | ms per pixel (distribution only) |")
+    print("| channels | batch | output | head features/pixel | network steps/pixel | ms per pixel (distribution) |")
     print("|---:|---:|---|---:|---:|---:|")
     for channels, batch, name, features, steps, ms in rows:
         print(f"| {channels} | {batch} | {name} | {features} | {steps} | {ms:.3f} |")

@@ -28,7 +28,8 @@ def random_head(dist, n, seed, scale=1.0):
 def extreme_head(dist, n, seed):
     """Heads with parameters far out: huge logits and means, log-scales beyond both clips, saturated coefficients."""
     rng = np.random.default_rng(seed)
-    return rng.choice([-1e4, -60.0, -7.5, 0.0, 7.5, 60.0, 1e4], size=(n,) + dist.head_shape) * rng.random((n,) + dist.head_shape)
+    shape = (n,) + dist.head_shape
+    return rng.choice([-1e4, -60.0, -7.5, 0.0, 7.5, 60.0, 1e4], size=shape) * rng.random(shape)
 
 
 # The reference: float64, written from the paper's formulas, a different way than the module (sigmoid differences
@@ -305,7 +306,8 @@ def test_a_head_of_the_wrong_size_is_named():
     with pytest.raises(DistributionError, match=r"needs \(\.\.\., 30\): does it match the model config"):
         mixture(3, 16, 3).log_probs(np.zeros((2, 31)), 0, np.zeros((2, 0)))
     with pytest.raises(DistributionError, match=r"needs \(\.\.\., 3, 16\)"):
-        distributions.build("softmax", channels=3, levels=16).nll_per_image(np.zeros((1, 2, 2, 3, 8)), np.zeros((1, 2, 2, 3)))
+        softmax = distributions.build("softmax", channels=3, levels=16)
+        softmax.nll_per_image(np.zeros((1, 2, 2, 3, 8)), np.zeros((1, 2, 2, 3)))
 
 
 def test_values_outside_the_levels_are_refused_not_scored():
@@ -316,11 +318,12 @@ def test_values_outside_the_levels_are_refused_not_scored():
         images[0, 1, 1, 2] = bad
         with pytest.raises(DistributionError, match=r"the images must hold whole levels in 0..15"):
             dist.nll_per_image(head, images)
-    with pytest.raises(DistributionError, match=r"earlier channels must hold whole levels in 0..15, got values in 0..99"):
+    with pytest.raises(DistributionError, match=r"earlier channels must hold whole levels in 0..15, got .* 0..99"):
         dist.draw(head[0, 0], 1, np.array([[0], [99]]), np.full(2, 0.5))
     assert dist.log_probs(np.zeros((0, dist.features)), 1, np.zeros((0, 1))).shape == (0, 16)
     with pytest.raises(DistributionError, match=r"the images must hold whole levels in 0..3"):
-        distributions.build("softmax", channels=1, levels=4).nll_per_image(np.zeros((1, 1, 1, 1, 4)), np.full((1, 1, 1, 1), 4))
+        softmax = distributions.build("softmax", channels=1, levels=4)
+        softmax.nll_per_image(np.zeros((1, 1, 1, 1, 4)), np.full((1, 1, 1, 1), 4))
 
 
 def test_serve_distributions_import_no_tensorflow():

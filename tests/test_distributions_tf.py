@@ -127,7 +127,8 @@ def test_the_sampler_graphs_draw_on_mixture_log_probs_draws_numpys_pixels(temper
     expected = dist.spec.draw_pixel(head, u.astype(np.float64), temperature)
     values = tf.zeros((n, 0))
     for c in range(3):
-        level = draw(dist.log_weights(tf.constant(head), c, values), tf.constant(u[:, c : c + 1]), 1.0 / temperature, 256)
+        log_weights = dist.log_weights(tf.constant(head), c, values)
+        level = draw(log_weights, tf.constant(u[:, c : c + 1]), 1.0 / temperature, 256)
         values = tf.concat([values, level[:, None]], axis=1)
     agreement = (values.numpy() == expected).mean()
     assert agreement >= 0.999, agreement

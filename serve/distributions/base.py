@@ -68,9 +68,10 @@ class Distribution:
         return np.asarray(head, dtype=np.float64)
 
     def check_values(self, values, what: str = "the images") -> np.ndarray:
-        """Sub-pixel values as given, after checking they are whole levels 0..levels-1 (a mixture would score others)."""
+        """Sub-pixel values as given, checked to be whole levels 0..levels-1 (a mixture would score others)."""
         values = np.asarray(values)
-        if values.size and not (np.all(values == np.round(values)) and 0 <= values.min() and values.max() < self.levels):
+        whole = np.all(values == np.round(values)) if values.size else True
+        if values.size and not (whole and 0 <= values.min() and values.max() < self.levels):
             raise DistributionError(f"{what} must hold whole levels in 0..{self.levels - 1}, got values in "
                                     f"{values.min()}..{values.max()}")
         return values
@@ -87,7 +88,7 @@ class Distribution:
         """Negative log-likelihood in nats of each image (N, H, W, C) under its head (N, H, W, *head_shape)."""
         raise NotImplementedError
 
-    def draw(self, head: np.ndarray, c: int, earlier: np.ndarray, u: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    def draw(self, head: np.ndarray, c: int, earlier: np.ndarray, u: np.ndarray, temperature: float = 1.0):
         """Levels (B,) of sub-pixel c by inverse CDF from uniforms u (B,), head (B, *head_shape).
 
         Temperature T raises the sub-pixel's conditional distribution to 1/T and renormalises it (softmax: today's
