@@ -1,0 +1,64 @@
+"""The TensorFlow twin of serve.distributions.arrays.NumpyOps: the same ops, so both run the same maths."""
+from __future__ import annotations
+
+import tensorflow as tf
+
+
+class TensorFlowOps:
+    exp = staticmethod(tf.exp)
+    log = staticmethod(tf.math.log)
+    log1p = staticmethod(tf.math.log1p)
+    expm1 = staticmethod(tf.math.expm1)
+    tanh = staticmethod(tf.tanh)
+    where = staticmethod(tf.where)
+
+    @staticmethod
+    def softplus(x):
+        """log(1 + e^x) in the stable split form: tf.nn.softplus, converted with TFLite builtins, gave NaN
+        log-probabilities for large arguments (tested). Each branch gets a safe argument, so neither makes an inf
+        (nor a NaN gradient), and the gradient at 0 is sigmoid(0) = 1/2, not a kink's."""
+        positive = x > 0.0
+        above, below = tf.where(positive, x, 0.0), tf.where(positive, 0.0, x)
+        return tf.where(positive, above + tf.math.log(1.0 + tf.exp(-above)), tf.math.log(1.0 + tf.exp(below)))
+
+    abs = staticmethod(tf.abs)
+    minimum = staticmethod(tf.minimum)
+
+    @staticmethod
+    def max(x, axis: int):
+        return tf.reduce_max(x, axis=axis)
+
+    @staticmethod
+    def concat(arrays, axis: int):
+        return tf.concat(arrays, axis=axis)
+
+    @staticmethod
+    def clip(x, low: float, high: float):
+        return tf.clip_by_value(x, low, high)
+
+    @staticmethod
+    def logsumexp(x, axis: int):
+        return tf.reduce_logsumexp(x, axis=axis)
+
+    @staticmethod
+    def log_softmax(x, axis: int = -1):
+        return tf.nn.log_softmax(x, axis=axis)
+
+    @staticmethod
+    def sum(x, axis):
+        return tf.reduce_sum(x, axis=axis)
+
+    @staticmethod
+    def reshape_last(x, shape: tuple[int, ...]):
+        """Split the last axis into shape; the leading axes may be unknown until run time."""
+        if x.shape[:-1].is_fully_defined():  # static shapes where known: converters (TFLite) prefer them
+            return tf.reshape(x, list(x.shape[:-1]) + list(shape))
+        return tf.reshape(x, tf.concat([tf.shape(x)[:-1], list(shape)], axis=0))
+
+    @staticmethod
+    def constant(values, like):
+        return tf.constant(values, dtype=like.dtype)
+
+    @staticmethod
+    def cast_like(x, like):
+        return tf.cast(x, like.dtype)
