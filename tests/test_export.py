@@ -117,7 +117,7 @@ def test_overwrite_replaces_an_export(tiny_run, tiny_export, tmp_path, monkeypat
         (lambda run, tmp: ["--checkpoint", run, "--out", str(tmp)], "already exists; pass --overwrite"),
         (lambda run, tmp: ["--checkpoint", run, "--out", str(tmp), "--overwrite"], "not an export directory"),
         (lambda run, tmp: ["--checkpoint", str(tmp / "nope"), "--out", str(tmp / "e")], "does not exist"),
-        (lambda run, tmp: ["--checkpoint", run, "--out", str(tmp / "no" / "e")], "does not exist"),
+        (lambda run, tmp: ["--checkpoint", run, "--out", str(tmp / "keep.txt" / "e")], "is not a folder"),
         (lambda run, tmp: ["--checkpoint", run, "--out", "/proc/e"], "is not writable"),
     ],
 )
