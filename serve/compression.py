@@ -115,6 +115,7 @@ class CompressingMixin:
         if folder and os.path.isdir(path) and os.path.isfile(os.path.join(path, "index.html")):
             path = os.path.join(path, "index.html")  # what the stdlib sends for a folder: its index.html
             folder = False
+        folder = folder and os.path.isdir(path)  # a handler may already have mapped a folder's URL to its index.html
         self.vary = os.path.splitext(path)[1].lower() in COMPRESSIBLE  # caches must key on Accept-Encoding
         if not self.vary or folder or not os.path.isfile(path):
             return super().send_head()  # redirects, 404s and files sent as they are: the stdlib's answers

@@ -92,8 +92,10 @@ def resolve(mounts: dict[str, str], url: str) -> str | None:
         if clean == prefix.rstrip("/") or clean.startswith(prefix):
             root = os.path.realpath(folder)
             real = os.path.realpath(os.path.join(root, clean[len(prefix):]))
-            if os.path.isdir(real) and path.endswith("/"):
-                real = os.path.realpath(os.path.join(real, "index.html"))  # what the base class would open
+            if path.endswith("/"):  # a folder's URL: the base class opens its index.html; a file named so is 404
+                if not os.path.isdir(real):
+                    return None
+                real = os.path.realpath(os.path.join(real, "index.html"))
             inside = os.path.commonpath([root, real]) == root
             return real if inside and (os.path.isfile(real) or os.path.isdir(real)) else None
     return None
