@@ -1,7 +1,6 @@
 """The shipped CIFAR-10 JPEG copy: its archive extracted once, atomically, into the user's cache folder."""
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import sys
@@ -13,6 +12,7 @@ import zlib
 from pixelcnn_tf import faults
 from pixelcnn_tf.errors import UserError
 from pixelcnn_tf.folders import cache_dir
+from serve.metadata import file_sha256
 
 ARCHIVE = "cifar10_jpeg.tar.gz"
 TOP = "cifar10_jpeg"  # the archive's one top folder, holding train/ and test/
@@ -30,14 +30,6 @@ def archive_path(data_dir: str | None) -> str:
     if not os.path.isfile(path):
         raise UserError(f"the CIFAR-10 JPEG archive {path} does not exist; point --data-dir at {ARCHIVE} or its folder")
     return os.path.abspath(path)
-
-
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _remove_abandoned(parent: str) -> None:
@@ -64,7 +56,7 @@ def extracted_root(data_dir: str | None = None) -> str:
     """
     archive = archive_path(data_dir)
     parent = os.path.join(cache_dir(), "datasets")
-    final = os.path.join(parent, f"cifar10_jpeg-{_sha256(archive)[:16]}")
+    final = os.path.join(parent, f"cifar10_jpeg-{file_sha256(archive)[:16]}")
     root = os.path.join(final, TOP)
     if os.path.isdir(root):
         return root
