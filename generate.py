@@ -92,7 +92,7 @@ def load_sampler(path: str | None, backend: str | None, sampler: str | None = "n
 
     fallback = None
     if not (path and is_export_dir(path)):
-        from pixelcnn_tf.run_folder import inspect_checkpoint
+        from pixelcnn_tf.run.folder import inspect_checkpoint
 
         backend = backend or "keras"
         # A missing, damaged or mismatched checkpoint is refused before TensorFlow loads; so are flags the model refuses.
@@ -106,7 +106,7 @@ def load_sampler(path: str | None, backend: str | None, sampler: str | None = "n
         if precheck:
             precheck(config.model.height, config.model.num_classes)
         import_tensorflow_quietly()
-        from pixelcnn_tf.checkpoints import load_checkpoint
+        from pixelcnn_tf.run.checkpoints import load_checkpoint
         from pixelcnn_tf.generation import keras_sampler
 
         model, config, run_dir = load_checkpoint(path)
@@ -121,7 +121,7 @@ def load_sampler(path: str | None, backend: str | None, sampler: str | None = "n
     if backend in TENSORFLOW_BACKENDS:
         import_tensorflow_quietly()
         # An export holds no .keras file: both TensorFlow backends run its SavedModel's serving signature.
-        from pixelcnn_tf.generation import savedmodel_sampler
+        from export.savedmodel import savedmodel_sampler
 
         if sampler != "naive":
             fallback = f"--backend {backend} of an export has no step model (onnx, tflite and numpy have)"
@@ -279,7 +279,7 @@ def load_originals(source: str, sampler, count: int):
     if dataset == "folder" and not meta.get("data_dir"):  # an export does not record the training machine's folder
         raise UserError("--complete test: this export was trained on an image folder; give --complete PICTURE.png|jpg")
     import_tensorflow_quietly()
-    from pixelcnn_tf import data
+    from pixelcnn_tf.datasets import pipeline as data
 
     images, labels = data.load_arrays(dataset, "test", levels=m.levels, count=count, data_dir=meta.get("data_dir"),
                                       image_size=meta.get("image_size"))

@@ -65,8 +65,8 @@ def parse_args(argv):
 
 def build_config(args):
     """The TrainConfig of the arguments, validated (no TensorFlow needed)."""
-    from pixelcnn_tf.datasets import dataset_spec
-    from pixelcnn_tf.footprint import check_fits
+    from pixelcnn_tf.datasets.catalog import dataset_spec
+    from pixelcnn_tf.run.footprint import check_fits
     from pixelcnn_tf.ini import read_train_ini
 
     config = preset(args.preset)
@@ -103,8 +103,8 @@ def main(argv=None) -> int:
 
 
 def _main(argv) -> int:
-    from pixelcnn_tf.cluster import check_own_port, read_task, resolve_strategy
-    from pixelcnn_tf.run_folder import RunFolder
+    from pixelcnn_tf.distribute.cluster import check_own_port, read_task, resolve_strategy
+    from pixelcnn_tf.run.folder import RunFolder
 
     args = parse_args(argv)
     config = build_config(args)
@@ -123,7 +123,7 @@ def _main(argv) -> int:
         return 0
     try:
         import_tensorflow_quietly()
-        from pixelcnn_tf.training import train
+        from pixelcnn_tf.run.training import train
     except BaseException:
         run.abandon()
         raise

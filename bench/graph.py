@@ -30,9 +30,10 @@ if request["mode"] == "graph":
     graph = GraphRunner(RUNTIMES[rt](request["paths"][0], GRAPH_THREADS if threads is None else threads), spec)
     run = lambda: graph(as_float32_uniforms(uniforms(request["batch"], *spec.shape, 0)), 1.0, labels=labels)
 else:
-    from serve.cached import ARCHITECTURES, sample_cached
+    from serve.architectures import step_architecture
+    from serve.cached import sample_cached
     layout = request["layout"]
-    entry = ARCHITECTURES[layout["architecture"]]
+    entry = step_architecture(layout["architecture"])
     runners = {part: RUNTIMES[rt](path, entry.threads[part] if threads is None else threads)
                for part, path in zip(entry.parts, request["paths"])}
     step = entry.from_runners(runners, layout["num_layers"], bool(spec.num_classes))
@@ -79,7 +80,7 @@ def step_files(config, workdir: str, runtime: str) -> list[str]:
     """Where bench.sampling.step_fns converted the step model parts for runtime (export.step.convert_step_model)."""
     from pixelcnn_tf.model import architecture
 
-    return [os.path.join(workdir, f"{part}.{runtime}") for part in architecture(config).cached.parts]
+    return [os.path.join(workdir, f"{part}.{runtime}") for part in architecture(config).serving.parts]
 
 
 def peak_memory(mode: str, runtime: str, paths: list[str], spec, layout: dict, batch: int, threads=None) -> dict:

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import tempfile
 
-from pixelcnn_tf.launch import thread_env
+from pixelcnn_tf.distribute.launch import thread_env
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -56,7 +56,7 @@ def main(argv=None) -> int:
             setups = {
                 f"1 process x {args.threads} thread(s)": [sys.executable, "train.py", *flags, "--run-name", f"{model}_one", "--strategy", "one"],
                 f"{args.workers} workers x {args.threads} thread(s)": [
-                    sys.executable, "-m", "pixelcnn_tf.launch", "--workers", str(args.workers), "--threads", str(args.threads),
+                    sys.executable, "-m", "pixelcnn_tf.distribute.launch", "--workers", str(args.workers), "--threads", str(args.threads),
                     "--", *flags, "--run-name", f"{model}_workers"],
             }
             for (setup, command), suffix in zip(setups.items(), ("one", "workers")):

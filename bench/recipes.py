@@ -17,7 +17,7 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from export.results import machine  # noqa: E402
-from pixelcnn_tf.losses import read_rows  # noqa: E402
+from pixelcnn_tf.run.losses import read_rows  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN_IMAGES = 60000
@@ -40,7 +40,7 @@ def probe(flags: list[str], steps: int = 20) -> float:
 
     import train
     from pixelcnn_tf.model import build_model
-    from pixelcnn_tf.training import compile_model, set_precision
+    from pixelcnn_tf.run.training import compile_model, set_precision
 
     config = train.build_config(train.parse_args(flags))
     set_precision(config.precision)

@@ -68,11 +68,11 @@ def step_fns(backends, model, config, threads, workdir):
         if backend == "keras":
             fns[backend] = keras_sampler(model, config, "cached").step
         elif backend == "numpy":
-            fns[backend] = entry.cached.numpy_step(params)
+            fns[backend] = entry.serving.numpy_step(params)
         else:
-            runners = {part: RUNTIMES[backend](paths[backend], entry.cached.threads[part] if threads is None else threads)
+            runners = {part: RUNTIMES[backend](paths[backend], entry.serving.threads[part] if threads is None else threads)
                        for part, paths in exported.items()}
-            fns[backend] = entry.cached.from_runners(runners, config.num_layers, bool(config.num_classes))
+            fns[backend] = entry.serving.from_runners(runners, config.num_layers, bool(config.num_classes))
     return fns
 
 

@@ -44,7 +44,7 @@ def main(argv=None) -> int:
 
     from bench.op_classes import breakdown, input_batches_per_second
     from pixelcnn_tf.model import build_model, train_jit
-    from pixelcnn_tf.training import compile_model, datasets, set_precision
+    from pixelcnn_tf.run.training import compile_model, datasets, set_precision
     from serve.names import IMAGE, LABEL
 
     m = config.model

@@ -9,7 +9,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from export.publish import check_destination, make_parents  # noqa: E402
 from pixelcnn_tf.errors import ArgumentParser, import_tensorflow_quietly, run_cli  # noqa: E402
-from pixelcnn_tf.run_folder import inspect_checkpoint  # noqa: E402
+from pixelcnn_tf.run.folder import inspect_checkpoint  # noqa: E402
 
 PROG = "python -m export"
 QUANTIZATIONS = ("float16", "dynamic", "int8")  # write_tflite's variants

@@ -12,14 +12,15 @@ from export.parity import format_report, parity_report
 from export.publish import WorkFolder, check_destination, remove_stale
 from export.sampler import format_sampler_parity, sampler_parity, write_sampler
 from export.step import step_parity, write_step
-from pixelcnn_tf import data, faults
-from pixelcnn_tf.checkpoints import MODEL_FILE, float32_model, load_checkpoint
+from pixelcnn_tf import faults
+from pixelcnn_tf.datasets import pipeline as data
+from pixelcnn_tf.run.checkpoints import MODEL_FILE, float32_model, load_checkpoint
 from pixelcnn_tf.config import TrainConfig, to_dict
 from pixelcnn_tf.errors import UserError, first_line
 from pixelcnn_tf.files import write_json_atomic
 from pixelcnn_tf.generation import keras_logits_fn
 from pixelcnn_tf.model import build_model, graph_params, has_sampler_graph, step_params
-from pixelcnn_tf.sampler_export import GraphModule
+from export.graph_module import GraphModule
 from serve.metadata import FORMAT, FORMAT_VERSION, METADATA_FILE, RUNTIMES, file_sha256
 from serve.names import SAMPLE_SIGNATURE
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from export.artifacts import ExportFailed
-from pixelcnn_tf.generation import savedmodel_sampler
+from export.savedmodel import savedmodel_sampler
 from serve.metadata import ServeError
 from serve.sampler import Sampler
 from serve.sampling import nll_per_image

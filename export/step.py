@@ -63,7 +63,7 @@ def write_step(model: keras.Model, config: ModelConfig, directory: str, log) -> 
     if os.path.isdir(work):
         shutil.rmtree(work)
     np.savez(os.path.join(folder, PARAMS_FILE), **params)
-    log(f"wrote step/ (cached sampling): {', '.join(f'{part}.onnx, {part}.tflite' for part in entry.cached.parts)}, {PARAMS_FILE}")
+    log(f"wrote step/ (cached sampling): {', '.join(f'{part}.onnx, {part}.tflite' for part in entry.serving.parts)}, {PARAMS_FILE}")
     return {
         "layout": cached_layout(config),
         "artifacts": {

@@ -7,9 +7,11 @@ import math
 import os
 from dataclasses import dataclass, field
 
+from pixelcnn_tf.architectures import ARCHITECTURES as ARCHITECTURE_RECORDS
 from pixelcnn_tf.errors import UserError
 from pixelcnn_tf.files import write_json_atomic
-from serve.names import ARCHITECTURE_NAMES as ARCHITECTURES  # serve/cached.py's table (pixelcnn_tf/model.py mirrors it)
+
+ARCHITECTURES = tuple(ARCHITECTURE_RECORDS)
 
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 LR_SCHEDULES = ("constant", "cosine")
@@ -118,7 +120,7 @@ def check_run_name(name: str) -> None:
         raise UserError(f"run name {name!r} must be a single folder name (no '/', not '.' or '..'), kept inside the save path")
 
 
-# Presets override the seed defaults; "seed" is the original project's configuration.
+# Presets override the seed defaults; "seed" is the original project's configuration; architectures add their own.
 PRESETS: dict[str, dict] = {
     "seed": {},
     "quick": {
@@ -128,25 +130,7 @@ PRESETS: dict[str, dict] = {
         "train_examples": 12000,
         "test_examples": 2000,
     },
-    # Gated PixelCNN on binarized MNIST sized for a 2-core AVX2 CPU: ~20-25 min an epoch, ~2 h in all; the learning
-    # rate decays (cosine) over those 5 epochs. The first shipped model (85.94 nats) was trained with exactly this.
-    "gated_mnist": {
-        "model": {"architecture": "gated", "levels": 2, "num_layers": 6, "kernel_size": 5, "filters": 32},
-        "epochs": 5,
-        "batch_size": 64,
-        "lr_schedule": "cosine",
-    },
-    # The recipe of the shipped pretrained/gated_mnist, chosen by measurement (docs/recipes.md): the same network at
-    # twice the learning rate, with weight averaging, for 11 epochs: 78 min on a 2-core AVX-512 BF16 CPU, 82.94 nats.
-    "gated_mnist_ema": {
-        "model": {"architecture": "gated", "levels": 2, "num_layers": 6, "kernel_size": 5, "filters": 32},
-        "epochs": 11,
-        "batch_size": 64,
-        "learning_rate": 2e-3,
-        "lr_schedule": "cosine",
-        "ema_decay": 0.999,
-    },
-}
+} | {name: values for record in ARCHITECTURE_RECORDS.values() for name, values in record.presets.items()}
 
 
 def apply_overrides(config: TrainConfig, overrides: dict) -> TrainConfig:

@@ -10,7 +10,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from pixelcnn_tf.errors import ArgumentParser, UserError, import_tensorflow_quietly, run_cli  # noqa: E402
 from pixelcnn_tf.files import check_output_file, write_json_atomic  # noqa: E402
-from pixelcnn_tf.run_folder import check_averaged, inspect_checkpoint  # noqa: E402
+from pixelcnn_tf.run.folder import check_averaged, inspect_checkpoint  # noqa: E402
 from serve.metadata import is_export_dir, read_metadata  # noqa: E402
 
 
@@ -62,7 +62,7 @@ def evaluate(model, config, *, split: str = "test", batch_size: int = 144, examp
     """Score a loaded model on a split: the sum of exact per-image NLLs, divided once at the end."""
     import tensorflow as tf
 
-    from pixelcnn_tf import data
+    from pixelcnn_tf.datasets import pipeline as data
 
     check_options(split, batch_size, examples)
     m = config.model
@@ -98,7 +98,7 @@ def evaluate_export(export_dir: str, backend: str = "onnx", *, split: str = "tes
     import_tensorflow_quietly()
     import tensorflow as tf
 
-    from pixelcnn_tf import data
+    from pixelcnn_tf.datasets import pipeline as data
 
     dataset, spec = sampler.metadata.get("dataset", "mnist"), sampler.spec
     pairs = data.load_split(dataset, split, levels=spec.levels, data_dir=data_dir, take=examples).batch(batch_size)
@@ -159,7 +159,7 @@ def _score_checkpoint(args) -> dict:
         check_averaged(config, run_dir)
 
     import_tensorflow_quietly()
-    from pixelcnn_tf.checkpoints import float32_model, load_checkpoint
+    from pixelcnn_tf.run.checkpoints import float32_model, load_checkpoint
 
     model, config, run_dir = load_checkpoint(args.checkpoint, raw=raw)
     model = float32_model(model, config)  # a mixed-precision run is scored in float32, as its exports compute

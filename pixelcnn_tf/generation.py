@@ -1,14 +1,12 @@
-"""TensorFlow-side sampling: wrap a Keras model or an exported SavedModel as a logits function for the numpy loop."""
+"""TensorFlow-side sampling: a Keras model as a serve.Sampler (naive, cached over its step models, or its sampler graph)."""
 from __future__ import annotations
 
 import numpy as np
 import tensorflow as tf
 
-from pixelcnn_tf.model import architecture, cached_layout, graph_params, step_models, step_params
-from pixelcnn_tf.sampler_export import tf_graph_runner
+from pixelcnn_tf.model import architecture, cached_layout, graph_params, step_models, step_params, tf_graph_runner
 from serve import ModelSpec, Sampler
 from serve.graph import GraphRunner
-from serve.metadata import artifact, read_metadata, spec_of
 from serve.names import IMAGE, LABEL, LOGITS
 from serve.runtime import Runner
 from serve.sampling import LogitsFn
@@ -31,27 +29,6 @@ def keras_logits_fn(model, conditional: bool) -> LogitsFn:
         return model({IMAGE: images}, training=False)
 
     return lambda images, labels: forward_unconditional(images).numpy()
-
-
-def savedmodel_logits_fn(path: str, entry: dict) -> LogitsFn:
-    """The serving signature of an exported SavedModel, fed by the tensor names its metadata entry records."""
-    from pixelcnn_tf.errors import UserError
-
-    try:
-        loaded = tf.saved_model.load(path)
-        signature = loaded.signatures[entry.get("signature", "serving_default")]
-    except Exception as e:  # TF raises many types for a damaged or foreign SavedModel
-        raise UserError(f"cannot load SavedModel {path}: {str(e).strip().splitlines()[0]}") from None
-    inputs, output = entry["inputs"], entry["outputs"][LOGITS]
-
-    def logits_fn(images, labels):
-        feed = {inputs[IMAGE]: tf.constant(images, tf.float32)}
-        if LABEL in inputs:
-            feed[inputs[LABEL]] = tf.constant(labels, tf.int32)
-        return signature(**feed)[output].numpy()
-
-    logits_fn.loaded = loaded  # a signature's variables are freed with the object tf.saved_model.load returned
-    return logits_fn
 
 
 def compiled_runner(step_model, jit_compile: bool = True) -> Runner:
@@ -87,12 +64,5 @@ def keras_sampler(model, config, sampler: str = "naive", jit_compile: bool = Tru
     entry = architecture(config)
     runners = {part: compiled_runner(step_model, jit_compile and part in entry.xla_parts)
                for part, step_model in step_models(model, config).items()}
-    step = entry.cached.from_runners(runners, config.num_layers, bool(config.num_classes))
+    step = entry.serving.from_runners(runners, config.num_layers, bool(config.num_classes))
     return Sampler(logits_fn, spec, "keras", step=step, layout=cached_layout(config))
-
-
-def savedmodel_sampler(export_dir: str) -> Sampler:
-    """A serve.Sampler over an export's SavedModel: the TensorFlow backend that serve itself never imports."""
-    meta = read_metadata(export_dir)
-    entry, path = artifact(meta, export_dir, "saved_model")
-    return Sampler(savedmodel_logits_fn(path, entry), spec_of(meta), "savedmodel", meta)

@@ -1,55 +1,20 @@
-"""The architecture table (TensorFlow side): how each architecture builds, folds and exports its step models."""
+"""What the rest of the code asks of a model config's architecture (pixelcnn_tf/architectures/ holds the table)."""
 from __future__ import annotations
-
-from dataclasses import dataclass
-from typing import Callable
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from pixelcnn_tf.architectures import Architecture, get
 from pixelcnn_tf.config import ModelConfig
 from pixelcnn_tf.errors import UserError
-from pixelcnn_tf.gated import build_gated_pixelcnn
-from pixelcnn_tf.gated_cached import fold_gated_params, gated_step_models
-from pixelcnn_tf.sampler_graph import GatedGraph, SeedGraph
-from pixelcnn_tf.sampler_params import gated_graph_params, seed_graph_params
-from pixelcnn_tf.seed import build_pixelcnn
-from pixelcnn_tf.seed_cached import fold_step_params, seed_step_models
-from serve.cached import ARCHITECTURES as STEP_ARCHITECTURES
-from serve.step_architecture import StepArchitecture
-
-
-@dataclass(frozen=True)
-class Architecture:
-    """One architecture's TensorFlow side; `cached` is its serve side (loop, numpy step, parts)."""
-
-    build: Callable[[ModelConfig], keras.Model]
-    fold: Callable[[keras.Model, ModelConfig], dict]  # trained model -> step params (float32 numpy, np.savez-able)
-    step_models: Callable[[dict, ModelConfig], dict]  # step params -> {part: Keras step model}, parts as cached.parts
-    xla_parts: tuple[str, ...]  # parts the Keras cached sampler compiles with XLA (the rest: plain tf.function)
-    cached: StepArchitecture
-    graph_params: Callable[[dict, ModelConfig], dict]  # step params -> the sampler graph's weights
-    graph: type  # its row and pixel parts in TensorFlow (pixelcnn_tf/sampler_graph.py)
-    # The precisions whose train step runs under XLA on a CPU-only machine, by measurement (`python -m bench.training
-    # --jit both`, docs/benchmarks.md): XLA fuses the gated stacks' many elementwise ops, but its convolutions are
-    # slower than oneDNN's and it has no fast bf16 path, so only gated float32 gains.
-    cpu_train_xla: tuple[str, ...] = ()
-
-
-# One entry per name of serve's table (serve/cached.py): a third architecture is one module per side plus two entries.
-ARCHITECTURES: dict[str, Architecture] = {
-    "pixelcnn": Architecture(build_pixelcnn, fold_step_params, seed_step_models, ("step",), STEP_ARCHITECTURES["pixelcnn"],
-                             seed_graph_params, SeedGraph),
-    "gated": Architecture(build_gated_pixelcnn, fold_gated_params, gated_step_models, ("pixel",), STEP_ARCHITECTURES["gated"],
-                          gated_graph_params, GatedGraph, cpu_train_xla=("float32",)),
-}
-assert set(ARCHITECTURES) == set(STEP_ARCHITECTURES), "the TensorFlow and serve architecture tables must name the same"
+from pixelcnn_tf.sampler_graph import sampler_function
+from serve.names import GRAPH_INPUTS, LABEL
 
 
 def architecture(config: ModelConfig) -> Architecture:
-    """The table entry config.architecture names (config.validate refuses unknown names)."""
-    return ARCHITECTURES[config.validate().architecture]
+    """The record config.architecture names (config.validate refuses unknown names)."""
+    return get(config.validate().architecture)
 
 
 def build_model(config: ModelConfig) -> keras.Model:
@@ -67,7 +32,7 @@ def train_jit(config: ModelConfig, precision: str) -> bool | str:
 
 def has_step_model(config: ModelConfig) -> bool:
     """Whether cached sampling covers this config (the gated step needs kernel_size >= 3)."""
-    return config.kernel_size >= architecture(config).cached.min_kernel_size
+    return config.kernel_size >= architecture(config).serving.min_kernel_size
 
 
 def has_sampler_graph(config: ModelConfig) -> bool:
@@ -80,7 +45,7 @@ def step_params(model: keras.Model, config: ModelConfig) -> dict[str, np.ndarray
     """The model's weights folded for cached sampling: what serve's numpy step and the step models use."""
     entry = architecture(config)
     if not has_step_model(config):
-        raise UserError(f"cached {config.architecture} sampling needs kernel_size >= {entry.cached.min_kernel_size}, "
+        raise UserError(f"cached {config.architecture} sampling needs kernel_size >= {entry.serving.min_kernel_size}, "
                         f"got {config.kernel_size}; use --sampler naive")
     return entry.fold(model, config)
 
@@ -101,3 +66,19 @@ def cached_layout(config: ModelConfig) -> dict:
     """The keyword arguments serve.cached.sample_cached needs besides the request: the step's cache layout."""
     return dict(num_layers=config.num_layers, kernel_size=config.kernel_size, filters=config.filters, levels=config.levels,
                 architecture=config.architecture)
+
+
+def input_names(config: ModelConfig) -> list[str]:
+    return list(GRAPH_INPUTS) + ([LABEL] if config.num_classes else [])
+
+
+def graph_function(params: dict, config: ModelConfig, update: str = "dynamic_update_slice", variables=None):
+    """The sampler graph of config's architecture over params (pixelcnn_tf.model.graph_params)."""
+    return sampler_function(params, config, architecture(config).graph, update, variables)
+
+
+def tf_graph_runner(params: dict, config: ModelConfig):
+    """run(feeds dict) -> {"images": numpy}: the graph in TensorFlow, for serve.graph.GraphRunner (Keras checkpoints)."""
+    function = graph_function(params, config)
+    names = input_names(config)
+    return lambda feeds: {name: value.numpy() for name, value in function(*[feeds[n] for n in names]).items()}

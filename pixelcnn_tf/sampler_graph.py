@@ -1,6 +1,7 @@
 """The whole sampler as one TensorFlow graph: uniforms in, images out, in nested while loops (rows, then columns)."""
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 from tensorflow.compiler.tf2xla.python import xla
 
@@ -10,10 +11,23 @@ from serve.names import IMAGES, LABEL, PREFIX, START, TEMPERATURE, UNIFORMS
 # Inputs and output: docs/device.md (the contract); serve.graph checks every input before a runtime sees it.
 # Loop state per row: the current row's cache (W+pad, L, N, F): slot 0 the centred levels (zero-padded to F
 # channels), slot l the output of layer l-1; per image: the last pad rows each layer's row part reads (bands),
-# and the row's aboves (pixelcnn_tf/sampler_params.py). Caches are written with one op on their leading axis:
+# and the row's aboves (pixel_taps below; each architecture's graph.py). Caches are written with one op on their leading axis:
 # XLA's DynamicUpdateSlice (TFLite's builtin DYNAMIC_UPDATE_SLICE) or, for ONNX, ScatterND (tf2onnx maps no
 # dynamic-update op). The draw is serve.sampling.draw's inverse CDF, in float32.
 UPDATES = ("dynamic_update_slice", "scatter_nd")
+
+# Both architectures split the same way. Inside a row, what every position reads from earlier rows is known when the
+# row starts, so a row part computes it for the whole row at once ("aboves", with every other term that is constant
+# along the row: biases, label embeddings); the pixel part adds the current row's cached taps left of the position
+# and the position's own earlier channels. The image enters centred (level - (levels-1)/2): its padding is then 0
+# like every other cache's, and each layer-0 bias absorbs the shift.
+
+
+def pixel_taps(kernel: np.ndarray, pad: int, filters: int) -> np.ndarray:
+    """(pad, F_in, out) taps left of the centre, F_in zero-padded to filters: one (pad*filters, out) matrix."""
+    taps = np.zeros((pad, filters, kernel.shape[-1]), np.float32)
+    taps[:, : kernel.shape[1]] = kernel[:pad]
+    return taps.reshape(pad * filters, -1)
 
 
 def _writer(update: str):
@@ -38,16 +52,16 @@ def draw(logits, u, inv_temperature, levels: int):
     return tf.minimum(index, levels - 1.0)
 
 
-def _pad_columns(row, pad: int):
+def pad_columns(row, pad: int):
     """(N, 1, W, F) -> (N, 1, W + 2*pad, F) with zeros: a band row as the row part's convolutions read it."""
     return tf.pad(row, [[0, 0], [0, 0], [pad, pad], [0, 0]])
 
 
-def _conv(band, kernel):
+def conv(band, kernel):
     return tf.nn.conv2d(band, kernel, strides=1, padding="VALID")
 
 
-def _dense(x, kernel, bias=None):
+def dense(x, kernel, bias=None):
     y = tf.matmul(x, kernel)
     return y if bias is None else y + bias
 
@@ -74,8 +88,11 @@ class _Constants:
         return name in self.params
 
 
-class _Arch:
-    """What the two architectures share: their weights, the cache layout, the terms constant along a row."""
+class GraphPart:
+    """What every architecture's graph part shares: its weights, the cache layout, the terms constant along a row.
+
+    A part (architectures/<name>/graph.py, class Graph) adds forward(ctx, pix) -> (hidden, features) at one position
+    and row(row, bands, terms, label) -> (bands, aboves) after each finished row."""
 
     bias, label_prefix, width_out = "bias", "", 1  # a row's constant terms: this bias and label embedding, width*F
 
@@ -102,77 +119,11 @@ class _Arch:
         return [tf.zeros(tf.stack([batch, self.pad, w, f])) for f in shapes]
 
 
-class SeedGraph(_Arch):
-    """The seed PixelCNN: the row part convolves the pad rows above with each layer's upper kernel rows."""
-
-    def forward(self, ctx, pix):
-        """Layer outputs at the position: (hidden for the head, features written to slots 1..L-1)."""
-        y = ctx[0] if pix is None else ctx[0] + tf.matmul(pix, self.c["centre_0"])
-        x, features = tf.nn.relu(y), []
-        for n in range(1, self.layers):
-            features.append(x)
-            x = tf.nn.relu(ctx[n] + tf.matmul(x, self.c[f"centre_{n}"]))
-        return x, features
-
-    def row(self, row, bands, terms, label):
-        """After a row: new bands (shifted by the finished row) and the next row's aboves (W, L, N, F)."""
-        new_rows = [row[:, 0, :, : self.config.channels]] + [row[:, n] for n in range(1, self.layers)]
-        bands = [tf.concat([band[:, 1:], _pad_columns(tf.transpose(r, (1, 0, 2))[:, None], self.pad)], axis=1)
-                 for band, r in zip(bands, new_rows)]
-        above = tf.concat([_conv(band, self.c[f"row_kernel_{n}"]) for n, band in enumerate(bands)], axis=1)  # (N, L, W, F)
-        return bands, tf.transpose(above, (2, 1, 0, 3)) + terms[None]
-
-
-class GatedGraph(_Arch):
-    """The gated PixelCNN: the row part runs the vertical stack over the finished row and its link to the next."""
-
-    bias, label_prefix, width_out = "h_bias", "h_", 2
-
-    def _gate(self, y):
-        return tf.tanh(y[..., : self.filters]) * tf.sigmoid(y[..., self.filters :])
-
-    def forward(self, ctx, pix):
-        gated, features, x = [], [], None
-        for n in range(self.layers):
-            y = ctx[n]
-            if n == 0 and pix is not None:
-                y = y + tf.matmul(pix, self.c["centre_0"])
-            if n:
-                y = y + tf.matmul(x, self.c[f"h_centre_{n}"])
-            g = self._gate(y)
-            gated.append(g)
-            if n < self.layers - 1:  # the last layer's horizontal output feeds nothing
-                out = _dense(g, self.c[f"out_kernel_{n}"], self.c[f"out_bias_{n}"])
-                x = out if n == 0 else x + out
-                features.append(x)
-        skip = _dense(tf.concat(gated, axis=-1) if len(gated) > 1 else gated[0], self.c["skip_kernel"], self.c["skip_bias"])
-        hidden = tf.nn.relu(_dense(tf.nn.relu(skip), self.c["final_kernel"], self.c["final_bias"]))
-        return hidden, features
-
-    def row(self, row, bands, terms, label):
-        """The vertical stack over the finished row: new bands and the next row's link terms (W, L, N, 2F)."""
-        f, w = self.filters, self.config.width
-        new_row = _pad_columns(tf.transpose(row[:, 0, :, : self.config.channels], (1, 0, 2))[:, None], self.pad)
-        new_bands, aboves = [], []
-        for n, band in enumerate(bands):
-            full = tf.concat([band, new_row], axis=1)  # rows i-pad..i
-            new_bands.append(full[:, 1:])
-            pre = _conv(full, self.c[f"v_kernel_{n}"]) + self.c[f"v_bias_{n}"]  # (N, 1, W, 2F)
-            aboves.append(tf.reshape(tf.matmul(tf.reshape(pre, (-1, 2 * f)), self.c[f"link_kernel_{n}"]), (-1, w, 2 * f)))
-            if n < self.layers - 1:
-                label_term = self.embedded("v_", label, n)
-                if label_term is not None:
-                    pre = pre + label_term[:, None, None]
-                new_row = _pad_columns(self._gate(pre), self.pad)
-        above = tf.transpose(tf.stack(aboves), (2, 0, 1, 3))  # (W, L, N, 2F)
-        return new_bands, above + terms[None]
-
-
 def sampler_function(params: dict, config: ModelConfig, graph: type, update: str = "dynamic_update_slice",
                      variables: dict | None = None):
     """A tf.function(uniforms, temperature, prefix, start[, label]) -> {"images": int32 (N, H, W, C)}.
 
-    graph: the architecture's SeedGraph or GatedGraph (pixelcnn_tf.model's table); params its graph_params, as
+    graph: the architecture's graph part (its graph.py's Graph); params its graph_params, as
     constants of the graph (what the converters need), or read from variables {name: tf.Variable} holding them.
     """
     arch = graph(params, config, variables)
@@ -203,7 +154,7 @@ def sampler_function(params: dict, config: ModelConfig, graph: type, update: str
                 for k in range(c):
                     hidden, features = arch.forward(ctx, pix)
                     part = slice(k * levels, (k + 1) * levels)  # channel k's logits
-                    logits = _dense(hidden, arch.c["head_kernel"][:, part], arch.c["head_bias"][part])
+                    logits = dense(hidden, arch.c["head_kernel"][:, part], arch.c["head_bias"][part])
                     level = draw(logits, here[:, k : k + 1], inv_temperature, levels)
                     level = tf.where(first + k < start, here[:, c + k], level)
                     centred.append(level - middle)

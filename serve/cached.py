@@ -1,26 +1,15 @@
-"""Cached sampling (numpy only): the per-architecture table, the sampling driver and teacher forcing for parity."""
+"""Cached sampling (numpy only): the sampling driver over an architecture's step, and teacher forcing for parity."""
 from __future__ import annotations
 
 from typing import Callable
 
 import numpy as np
 
-from serve.gated_cached import GATED
-from serve.names import ARCHITECTURE_NAMES
+from serve.architectures import step_architecture
+from serve.architectures.record import StepArchitecture
 from serve.sampling import SamplingError, check_request, draw, uniforms
-from serve.seed_cached import SEED
-from serve.step_architecture import StepArchitecture
 
-# The one table of architectures with cached sampling; pixelcnn_tf/model.py keys its TensorFlow side by these names.
-ARCHITECTURES: dict[str, StepArchitecture] = {entry.name: entry for entry in (SEED, GATED)}
-assert tuple(ARCHITECTURES) == ARCHITECTURE_NAMES, "serve/names.py must list the table's architectures"
 LAYOUT_KEYS = ("num_layers", "kernel_size", "filters", "levels")  # with "architecture": a step's cache layout
-
-
-def step_architecture(name: str) -> StepArchitecture:
-    if name not in ARCHITECTURES:
-        raise SamplingError(f"unknown architecture {name!r} for cached sampling; this serve knows {', '.join(ARCHITECTURES)}")
-    return ARCHITECTURES[name]
 
 
 def _check_layout(shape, num_layers: int, kernel_size: int, filters: int, levels: int, entry: StepArchitecture) -> None:
@@ -35,7 +24,7 @@ def _check_layout(shape, num_layers: int, kernel_size: int, filters: int, levels
 
 
 def _run(step, layout: dict, shape, choose, batch: int, labels, progress=None) -> np.ndarray:
-    entry = step_architecture(layout.get("architecture", SEED.name))
+    entry = step_architecture(layout["architecture"])
     sizes = {key: layout[key] for key in LAYOUT_KEYS}
     _check_layout(shape, **sizes, entry=entry)
     return entry.loop(step, shape=shape, choose=choose, batch=batch, labels=labels, progress=progress, **sizes)
@@ -54,8 +43,8 @@ def sample_cached(
     temperature: float = 1.0,
     batch_size: int | None = None,
     labels: np.ndarray | None = None,
+    architecture: str,
     progress: Callable[[int], None] | None = None,
-    architecture: str = "pixelcnn",
 ) -> np.ndarray:
     """Draw images computing each layer only at the current position; returns uint8 level indices (N, H, W, C).
 

@@ -5,7 +5,8 @@ from typing import Callable
 
 import numpy as np
 
-from serve.cached import LAYOUT_KEYS, step_architecture
+from serve.architectures import step_architecture
+from serve.cached import LAYOUT_KEYS
 from serve.metadata import ModelSpec, ServeError, checked_path
 from serve.names import IMAGES, LABEL, PREFIX, START, TEMPERATURE, UNIFORMS
 from serve.runtime import RUNTIMES, check_io
@@ -102,7 +103,7 @@ def load_graph(meta: dict, export_dir: str, backend: str, spec: ModelSpec, threa
 def prefix_chooser(uniforms: np.ndarray, temperature: float, prefix: np.ndarray, start: int, shape) -> Callable:
     """The Python loop's choose(i, j, c, logits): prefix levels before raster sub-pixel start, draws after.
 
-    Feeds serve.cached / serve.gated_cached loops so they complete images exactly as the graph does.
+    Feeds serve.cached / serve.architectures.gated loops so they complete images exactly as the graph does.
     """
     _, width, channels = shape
 
@@ -116,7 +117,7 @@ def prefix_chooser(uniforms: np.ndarray, temperature: float, prefix: np.ndarray,
 
 def loop_images(step, layout: dict, spec: ModelSpec, uniforms, temperature=1.0, prefix=None, start=0, labels=None,
                 progress=None) -> np.ndarray:
-    """The Python cached loop (serve.cached / serve.gated_cached) on a graph request: what the graph must equal.
+    """The Python cached loop (serve.cached / serve.architectures.gated) on a graph request: what the graph must equal.
 
     step and layout as serve.Sampler holds them (a StepFn or GatedStep, and the step layout).
     """

@@ -6,7 +6,7 @@ ARCHITECTURE_NAMES = ("pixelcnn", "gated")
 IMAGE = "image"  # full model input: float32 (B, H, W, C) level indices
 LABEL = "label"  # int32 (B,) class id, class-conditional models only
 LOGITS = "logits"  # full model (B, H, W, C, levels); step models (B, C, levels)
-# Step-model tensors carry a layer index: window_0, features_3, ... (see serve/seed_cached.py, serve/gated_cached.py).
+# Step-model tensors carry a layer index: window_0, features_3, ... (see serve/architectures/seed.py, serve/architectures/gated.py).
 WINDOW, FEATURES, ABOVE, BAND, VERTICAL = "window", "features", "above", "band", "vertical"
 
 

@@ -5,7 +5,8 @@ import zipfile
 
 import numpy as np
 
-from serve.cached import ARCHITECTURES, LAYOUT_KEYS
+from serve.architectures import ARCHITECTURES
+from serve.cached import LAYOUT_KEYS
 from serve.metadata import METADATA_FILE, ModelSpec, ServeError, checked_path
 from serve.names import LABEL
 from serve.runtime import RUNTIMES, check_io, first_line

@@ -10,7 +10,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # A prepared TFDS copy beside the checkout (CI: ../shared/tfds) is used where it exists; otherwise tfds uses its own
-# data directory and downloads MNIST as usual (pixelcnn_tf.data says in one line when it cannot).
+# data directory and downloads MNIST as usual (pixelcnn_tf.datasets.pipeline says in one line when it cannot).
 PREPARED_TFDS = os.path.join(os.path.dirname(ROOT), "shared", "tfds")
 if "TFDS_DATA_DIR" not in os.environ and os.path.isdir(os.path.join(PREPARED_TFDS, "mnist")):
     os.environ["TFDS_DATA_DIR"] = PREPARED_TFDS
@@ -39,13 +39,13 @@ def float32_policy_after_each_test():
 @pytest.fixture(scope="session")
 def tfds_dir():
     """The TFDS data directory holding MNIST (None: tfds's default), prepared or downloaded once."""
-    from pixelcnn_tf import data
+    from pixelcnn_tf.datasets import pipeline as data
     from pixelcnn_tf.errors import UserError
 
     try:
         data.load_arrays("mnist", "test", levels=2, count=1)
         problem = None
-    except UserError as e:  # offline without data: pixelcnn_tf.data's one line says where to point TFDS_DATA_DIR
+    except UserError as e:  # offline without data: pixelcnn_tf.datasets.pipeline's one line says where to point TFDS_DATA_DIR
         problem = str(e)
     if problem:
         pytest.fail(f"{problem} (for the tests: {PREPARED_TFDS} is used when it exists)", pytrace=False)

@@ -137,7 +137,7 @@ def make_run(run_dir) -> None:
     """A run folder as training leaves it after one epoch, without training: untrained weights, the epoch stamp."""
     from pixelcnn_tf.config import ModelConfig, TrainConfig, save_config, to_dict
     from pixelcnn_tf.model import build_model
-    from pixelcnn_tf.run_folder import MODEL_FILE, write_checkpoint
+    from pixelcnn_tf.run.folder import MODEL_FILE, write_checkpoint
 
     config = TrainConfig(model=ModelConfig(num_layers=2, filters=8, kernel_size=3, levels=4), epochs=1, precision="float32")
     os.makedirs(run_dir)

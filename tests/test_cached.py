@@ -11,11 +11,11 @@ from helpers import randomize_moderate, run_without_tensorflow
 from pixelcnn_tf.config import ModelConfig
 from pixelcnn_tf.generation import compiled_runner, keras_logits_fn, keras_sampler
 from pixelcnn_tf.model import build_model, cached_layout, step_models
-from pixelcnn_tf.seed_cached import fold_step_params
+from pixelcnn_tf.architectures.seed.step import fold as fold_step_params
 from serve.cached import sample_cached
 from serve.runtime import onnx_runner, tflite_runner
 from serve.sampling import SamplingError, sample_naive
-from serve.seed_cached import from_runners, new_caches, numpy_step_fn
+from serve.architectures.seed import from_runners, new_caches, numpy_step_fn
 
 CASES = {"grey": (1, 0), "rgb": (3, 0), "rgb-conditional": (3, 4)}
 
@@ -177,14 +177,14 @@ def test_serve_cached_runs_without_tensorflow():
     script = """
 import numpy as np
 from serve.cached import sample_cached
-from serve.seed_cached import numpy_step_fn
+from serve.architectures.seed import numpy_step_fn
 import serve.step_loader
 rng = np.random.default_rng(0)
 params = {"kernel_0": rng.normal(size=(6, 4)), "bias_0": rng.normal(size=4), "centre_1": rng.normal(size=(4, 4)),
           "kernel_1": rng.normal(size=(24, 4)), "bias_1": rng.normal(size=4),
           "head_kernel": rng.normal(size=(4, 5)), "head_bias": rng.normal(size=5)}
 images = sample_cached(numpy_step_fn(params), num_images=2, shape=(4, 4, 1), num_layers=2, kernel_size=3,
-                       filters=4, levels=5)
+                       filters=4, levels=5, architecture="pixelcnn")
 assert images.shape == (2, 4, 4, 1) and images.max() < 5
 print("ok")
 """

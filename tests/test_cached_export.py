@@ -11,7 +11,7 @@ import pytest
 import generate
 from export import step as export_step
 from helpers import copy_export, error_line, export_leftovers, fake_onnx, fake_step_converter, generate_error, rewrite_metadata
-from pixelcnn_tf.checkpoints import load_checkpoint
+from pixelcnn_tf.run.checkpoints import load_checkpoint
 from pixelcnn_tf.config import ModelConfig
 from pixelcnn_tf.model import build_model, cached_layout
 from serve import Sampler, ServeError

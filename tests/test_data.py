@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pixelcnn_tf import data
+from pixelcnn_tf.datasets import pipeline as data
 from pixelcnn_tf.errors import UserError
 
 

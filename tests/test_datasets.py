@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from pixelcnn_tf import data
+from pixelcnn_tf.datasets import pipeline as data
 
 TINY = ["--num-layers", "2", "--filters", "6", "--kernel-size", "3", "--levels", "4", "--epochs", "1", "--batch-size", "8"]
 
@@ -49,7 +49,7 @@ def test_cifar10_gated_conditional_train_checkpoint_generate(mock_tfds, tmp_path
     import train
     from PIL import Image
 
-    from pixelcnn_tf.checkpoints import load_checkpoint
+    from pixelcnn_tf.run.checkpoints import load_checkpoint
 
     flags = ["--dataset", "cifar10", "--architecture", "gated", "--conditional"]
     flags += ["--save-path", str(tmp_path), "--run-name", "rgb"]

@@ -39,7 +39,7 @@ def train(tmp_path, save_path, *flags, **env):
 
 
 def launch(tmp_path, save_path, *flags, workers=2, **env):
-    args = [sys.executable, "-m", "pixelcnn_tf.launch", "--workers", str(workers), "--threads", "1", "--",
+    args = [sys.executable, "-m", "pixelcnn_tf.distribute.launch", "--workers", str(workers), "--threads", "1", "--",
             *TINY, "--save-path", str(save_path), "--run-name", "run", "--connect-timeout", "120", *flags]
     return subprocess.run(args, capture_output=True, text=True, timeout=TIMEOUT, env=environment(tmp_path, **env), cwd=ROOT)
 
@@ -175,11 +175,11 @@ def test_a_strategy_this_machine_cannot_run_is_one_line(tmp_path, flags, message
 
 @pytest.mark.slow
 def test_an_unreachable_peer_is_one_line_after_the_timeout_not_a_hang(tmp_path, tfds_dir):
-    from pixelcnn_tf.launch import free_ports
+    from pixelcnn_tf.distribute.launch import free_ports
 
     started = time.monotonic()
     result = train(tmp_path, tmp_path / "models", "--connect-timeout", "8", TF_CONFIG=peer_config(port=free_ports(1)[0]))
-    assert result.returncode == -9  # SIGKILL by the watchdog (a shell shows 137), as pixelcnn_tf/watchdog.py says
+    assert result.returncode == -9  # SIGKILL by the watchdog (a shell shows 137), as pixelcnn_tf/distribute/watchdog.py says
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert lines == ["train.py: error: the other workers of TF_CONFIG (127.0.0.1:9) did not answer within 8 s (--connect-timeout)"]
     assert time.monotonic() - started < 120
@@ -215,8 +215,8 @@ def test_a_bad_train_flag_to_the_launcher_is_one_line_before_any_worker(tmp_path
 
 
 def test_the_chief_is_task_chief_or_worker_0_of_a_cluster_without_one():
-    from pixelcnn_tf.cluster import read_task
-    from pixelcnn_tf.launch import tf_config
+    from pixelcnn_tf.distribute.cluster import read_task
+    from pixelcnn_tf.distribute.launch import tf_config
 
     def task(cluster, kind, index):
         return read_task(json.dumps({"cluster": cluster, "task": {"type": kind, "index": index}}))

@@ -7,8 +7,10 @@ import math
 import numpy as np
 import pytest
 
-from pixelcnn_tf import data, evaluate
-from pixelcnn_tf.checkpoints import float32_model, load_checkpoint, save_model
+from pixelcnn_tf import evaluate
+
+from pixelcnn_tf.datasets import pipeline as data
+from pixelcnn_tf.run.checkpoints import float32_model, load_checkpoint, save_model
 from pixelcnn_tf.config import ModelConfig, TrainConfig, save_config
 from pixelcnn_tf.model import build_model
 from serve.sampling import nll_per_image

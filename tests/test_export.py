@@ -12,10 +12,11 @@ import export.__main__ as export_cli
 import pixelcnn_tf
 from export import artifacts as export_artifacts
 from export import parity as export_parity
-from pixelcnn_tf.checkpoints import load_checkpoint
+from pixelcnn_tf.run.checkpoints import load_checkpoint
 from pixelcnn_tf.config import to_dict
-from pixelcnn_tf.data import load_arrays
-from pixelcnn_tf.generation import keras_logits_fn, savedmodel_sampler
+from pixelcnn_tf.datasets.pipeline import load_arrays
+from export.savedmodel import savedmodel_sampler
+from pixelcnn_tf.generation import keras_logits_fn
 from serve import Sampler
 from serve.metadata import file_sha256
 from helpers import error_line as cli_error_line
@@ -148,7 +149,7 @@ def test_roles_find_decorated_names():
 def test_mixed_precision_checkpoints_export_in_float32():
     import keras
 
-    from pixelcnn_tf.checkpoints import float32_model
+    from pixelcnn_tf.run.checkpoints import float32_model
     from pixelcnn_tf.config import TrainConfig
     from pixelcnn_tf.model import build_model
 

@@ -16,7 +16,7 @@ def make_run(run_dir, num_classes: int) -> None:
     """A run folder as one epoch leaves it (untrained weights), unconditional or with num_classes labels."""
     from pixelcnn_tf.config import ModelConfig, TrainConfig, save_config, to_dict
     from pixelcnn_tf.model import build_model
-    from pixelcnn_tf.run_folder import MODEL_FILE, write_checkpoint
+    from pixelcnn_tf.run.folder import MODEL_FILE, write_checkpoint
 
     model = ModelConfig(num_layers=1, filters=4, kernel_size=3, levels=2, num_classes=num_classes)
     config = TrainConfig(model=model, epochs=1, precision="float32")

@@ -11,7 +11,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pixelcnn_tf import cifar_jpeg, data, folders
+from pixelcnn_tf.datasets import cifar_jpeg
+
+from pixelcnn_tf.datasets import pipeline as data
+
+from pixelcnn_tf.datasets import folders
 from test_folders import make_folder, write_image
 
 pytestmark = pytest.mark.slow

@@ -12,8 +12,9 @@ import pytest
 from PIL import Image
 
 from helpers import ROOT, assert_one_line_error, run_without_tensorflow
-from pixelcnn_tf import cifar_jpeg, folders
-from pixelcnn_tf.datasets import dataset_spec
+from pixelcnn_tf.datasets import cifar_jpeg
+from pixelcnn_tf.datasets import folders
+from pixelcnn_tf.datasets.catalog import dataset_spec
 from pixelcnn_tf.errors import UserError
 
 
@@ -199,7 +200,7 @@ def test_an_interrupted_extraction_leaves_nothing_that_is_trusted(tmp_path, cach
         cifar_jpeg.extracted_root(archive)
     assert os.listdir(cache / "datasets") == []
     # A kill -9 cannot clean up: its temporary folder (a dead process's id in its name) is never read, then removed.
-    script = "import sys; from pixelcnn_tf import cifar_jpeg; cifar_jpeg.extracted_root(sys.argv[1])"
+    script = "import sys; from pixelcnn_tf.datasets import cifar_jpeg; cifar_jpeg.extracted_root(sys.argv[1])"
     env = dict(os.environ, PIXELCNN_TF_FAULT="kill@extracted", PYTHONPATH=ROOT)
     killed = subprocess.run([sys.executable, "-c", script, archive], env=env, capture_output=True, text=True)
     assert killed.returncode == -9, killed.stderr

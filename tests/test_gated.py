@@ -9,9 +9,9 @@ import keras
 import numpy as np
 import pytest
 
-from pixelcnn_tf.checkpoints import save_model
+from pixelcnn_tf.run.checkpoints import save_model
 from pixelcnn_tf.config import ModelConfig, TrainConfig, save_config
-from pixelcnn_tf.gated import GatedActivation, RowMaskedConv2D, gate_groups, row_mask
+from pixelcnn_tf.architectures.gated.network import GatedActivation, RowMaskedConv2D, gate_groups, row_mask
 from pixelcnn_tf.model import build_model
 from helpers import ROOT, logits_of
 from helpers import randomize_gated as randomize
@@ -140,7 +140,7 @@ def test_load_checkpoint_registers_gated_layers_in_a_fresh_process(tmp_path):
     config = TrainConfig(model=ModelConfig(architecture="gated", levels=2, num_layers=1, kernel_size=3, filters=4))
     save_config(config, str(tmp_path))
     save_model(build_model(config.model), str(tmp_path))
-    code = "from pixelcnn_tf.checkpoints import load_checkpoint; import sys; print(load_checkpoint(sys.argv[1])[0].name)"
+    code = "from pixelcnn_tf.run.checkpoints import load_checkpoint; import sys; print(load_checkpoint(sys.argv[1])[0].name)"
     command = [sys.executable, "-c", code, str(tmp_path)]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pixelcnn_tf.checkpoints import save_model
+from pixelcnn_tf.run.checkpoints import save_model
 from pixelcnn_tf.config import ModelConfig, TrainConfig, save_config
 from pixelcnn_tf.model import build_model
 from pixelcnn_tf.norm import FusedBatchNormalization
@@ -83,7 +83,7 @@ def test_load_checkpoint_registers_the_fused_layer_in_a_fresh_process(tmp_path):
     assert isinstance(model.get_layer("masked_conv_0_bn"), FusedBatchNormalization)
     save_config(config, str(tmp_path))
     save_model(model, str(tmp_path))
-    code = ("from pixelcnn_tf.checkpoints import load_checkpoint; import sys; "
+    code = ("from pixelcnn_tf.run.checkpoints import load_checkpoint; import sys; "
             "print(type(load_checkpoint(sys.argv[1])[0].get_layer('masked_conv_1_bn')).__name__)")
     result = subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
                             timeout=120)

@@ -11,7 +11,7 @@ from PIL import Image
 
 import generate
 from helpers import ROOT, assert_one_line_error, copy_export, rewrite_metadata, run_without_tensorflow
-from pixelcnn_tf import data
+from pixelcnn_tf.datasets import pipeline as data
 from pixelcnn_tf.config import preset, to_dict
 from serve import Sampler, ServeError
 

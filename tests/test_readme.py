@@ -16,7 +16,7 @@ from helpers import ROOT
 # Size flags the README documents, appended where a command trains, samples or scores: the commands stay as written.
 SIZES = {
     "train.py": ["--train-examples", "96", "--test-examples", "32", "--batch-size", "32"],
-    "pixelcnn_tf.launch": ["--train-examples", "96", "--test-examples", "32", "--batch-size", "32"],
+    "pixelcnn_tf.distribute.launch": ["--train-examples", "96", "--test-examples", "32", "--batch-size", "32"],
     "generate.py": ["--num-images", "4", "--no-progress"],
     "pixelcnn_tf.evaluate": ["--examples", "64"],
 }

@@ -8,7 +8,7 @@ from export.sampler import convert_sampler
 from helpers import randomize_gated, randomize_moderate
 from pixelcnn_tf.config import ModelConfig
 from pixelcnn_tf.model import architecture, build_model, cached_layout, graph_params, step_params
-from pixelcnn_tf.sampler_export import graph_function
+from pixelcnn_tf.model import graph_function
 from serve.cached import sample_cached
 from serve.graph import GraphRunner, as_float32_uniforms, check_graph_request, loop_images
 from serve.metadata import ModelSpec
@@ -37,7 +37,7 @@ class Case:
         model = (randomize_gated if gated else randomize_moderate)(build_model(self.config), seed=2)
         c = self.config
         folded = step_params(model, c)
-        self.step = architecture(c).cached.numpy_step(folded)  # the Python loop's numpy step
+        self.step = architecture(c).serving.numpy_step(folded)  # the Python loop's numpy step
         self.spec = ModelSpec(c.height, c.width, c.channels, c.levels, c.num_classes)
         self.params = graph_params(folded, c)
         self.function = graph_function(self.params, c)

@@ -11,8 +11,9 @@ import tensorflow as tf
 
 import generate
 from helpers import copy_export, float32_checkpoint, generate_error, rewrite_metadata, run_without_tensorflow
-from pixelcnn_tf.data import load_arrays
-from pixelcnn_tf.generation import keras_sampler, savedmodel_sampler
+from pixelcnn_tf.datasets.pipeline import load_arrays
+from export.savedmodel import savedmodel_sampler
+from pixelcnn_tf.generation import keras_sampler
 from serve import Sampler, SamplingError, ServeError
 
 

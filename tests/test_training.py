@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from pixelcnn_tf.config import ModelConfig, TrainConfig
-from pixelcnn_tf.run_folder import read_stamp
-from pixelcnn_tf.training import datasets, train
+from pixelcnn_tf.run.folder import read_stamp
+from pixelcnn_tf.run.training import datasets, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -80,9 +80,9 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 sys.path.insert(0, {root!r})
 from pixelcnn_tf.config import ModelConfig, TrainConfig
-from pixelcnn_tf.run_folder import read_stamp
-from pixelcnn_tf.strategy import make_strategy
-from pixelcnn_tf.training import train
+from pixelcnn_tf.run.folder import read_stamp
+from pixelcnn_tf.distribute.strategy import make_strategy
+from pixelcnn_tf.run.training import train
 strategy = make_strategy(devices=["/cpu:0", "/cpu:1"])
 assert strategy.num_replicas_in_sync == 2
 config = TrainConfig(model=ModelConfig(num_layers=2, kernel_size=3, filters=8, levels=4), batch_size=32, epochs=1,

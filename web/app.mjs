@@ -109,7 +109,7 @@ async function complete() {
   $("complete-time").textContent = `${COMPLETIONS} completions of the top ${keep} of ${h} rows in ${(ms / 1000).toFixed(3)} s (${graph.backend})`;
 }
 
-// Shipped test digits (grey 0..255, hex) quantized to the model's levels like pixelcnn_tf.data.quantize.
+// Shipped test digits (grey 0..255, hex) quantized to the model's levels like pixelcnn_tf.datasets.pipeline.quantize.
 async function loadDigits(url) {
   const graph = state.graph;
   let doc;

@@ -8,7 +8,7 @@ import numpy as np
 from serve.names import ABOVE, BAND, FEATURES, LOGITS, VERTICAL, WINDOW, indexed, indexed_names
 from serve.runtime import ALL_CORES, feeds
 from serve.sampling import SamplingError, check_step_output
-from serve.step_architecture import Chooser, StepArchitecture
+from serve.architectures.record import Chooser, StepArchitecture
 
 # pixel(windows, aboves, labels) -> (features, logits): the horizontal stack at one position.
 #   windows[0] float32 (B, k//2+1, C): level indices of the current row, columns j-k//2..j (the centre's later
@@ -86,7 +86,7 @@ def _gate(x: np.ndarray) -> np.ndarray:
 
 
 def numpy_gated_step(params: dict) -> GatedStep:
-    """TensorFlow-free step functions from pixelcnn_tf.gated_cached.fold_gated_params (or np.load of its npz)."""
+    """TensorFlow-free step functions from pixelcnn_tf.architectures.gated.step.fold (or np.load of its npz)."""
     p = {name: np.asarray(value, np.float32) for name, value in params.items()}
     num_layers = param_layers(p)
     conditional = "h_embedding_0" in p
@@ -185,5 +185,7 @@ def part_outputs(num_layers: int) -> dict:
             "row": indexed_names(VERTICAL, num_layers - 1) + indexed_names(ABOVE, num_layers)}
 
 
-GATED = StepArchitecture("gated", PARTS, 3, run_gated, numpy_gated_step, from_runners, part_inputs, part_outputs, param_layers,
-                         threads={"pixel": 1, "row": ALL_CORES})
+RECORD = StepArchitecture(
+    name="gated", parts=PARTS, min_kernel_size=3, loop=run_gated, numpy_step=numpy_gated_step, from_runners=from_runners,
+    part_inputs=part_inputs, part_outputs=part_outputs, param_layers=param_layers, threads={"pixel": 1, "row": ALL_CORES},
+)

@@ -9,9 +9,9 @@ import numpy as np
 import tensorflow as tf
 
 from pixelcnn_tf.config import ModelConfig
-from pixelcnn_tf.losses import bits_per_dim, nats_per_image
+from pixelcnn_tf.run.losses import bits_per_dim, nats_per_image
 from pixelcnn_tf.model import architecture, cached_layout, has_step_model, step_params
-from pixelcnn_tf.run_folder import BOARD_DIR  # noqa: F401  (re-exported: where a run's event files go)
+from pixelcnn_tf.run.folder import BOARD_DIR  # noqa: F401  (re-exported: where a run's event files go)
 from serve.metadata import ModelSpec
 from serve.sampler import Sampler
 from serve.sampling import to_grid
@@ -27,7 +27,7 @@ def numpy_cached_sampler(model: keras.Model, config: ModelConfig) -> Sampler:
     training's tf.distribute strategy, which on several workers waits for the others to create them too.
     """
     spec = ModelSpec(config.height, config.width, config.channels, config.levels, config.num_classes)
-    step = architecture(config).cached.numpy_step(step_params(model, config))
+    step = architecture(config).serving.numpy_step(step_params(model, config))
     return Sampler(None, spec, "numpy", step=step, layout=cached_layout(config))
 
 

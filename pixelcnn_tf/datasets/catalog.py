@@ -14,13 +14,13 @@ class DatasetSpec:
     num_classes: int
 
 
-# Prepared by tensorflow-datasets (pixelcnn_tf.data); --data-dir is the TFDS data directory.
+# Prepared by tensorflow-datasets (pixelcnn_tf.datasets.pipeline); --data-dir is the TFDS data directory.
 DATASETS = {
     "mnist": DatasetSpec(28, 28, 1, 10),
     "fashion_mnist": DatasetSpec(28, 28, 1, 10),
     "cifar10": DatasetSpec(32, 32, 3, 10),
 }
-# Read from image files (pixelcnn_tf.folders); their shape and classes come from the files themselves.
+# Read from image files (pixelcnn_tf.datasets.folders); their shape and classes come from the files themselves.
 # folder: --data-dir is the image folder; cifar10_jpeg: --data-dir (optional) is its archive or the archive's folder.
 FOLDER_DATASETS = ("folder", "cifar10_jpeg")
 
@@ -32,14 +32,14 @@ def is_folder_dataset(name: str) -> bool:
 def image_root(name: str, data_dir: str | None) -> str:
     """The folder holding train/ and test/ of a folder dataset (cifar10_jpeg: extracted first, once)."""
     if name == "cifar10_jpeg":
-        from pixelcnn_tf.cifar_jpeg import extracted_root
+        from pixelcnn_tf.datasets.cifar_jpeg import extracted_root
 
         return extracted_root(data_dir)
     return data_dir
 
 
 def folder_scan(name: str, data_dir: str | None):
-    from pixelcnn_tf.folders import scan_folder
+    from pixelcnn_tf.datasets.folders import scan_folder
 
     return scan_folder(image_root(name, data_dir))
 
@@ -47,7 +47,7 @@ def folder_scan(name: str, data_dir: str | None):
 def dataset_spec(name: str, data_dir: str | None = None, image_size: int | None = None) -> DatasetSpec:
     """A dataset's image shape and class count; a folder dataset is scanned (and refused in one line) to know them."""
     if is_folder_dataset(name):
-        from pixelcnn_tf.folders import folder_shape
+        from pixelcnn_tf.datasets.folders import folder_shape
 
         scan = folder_scan(name, data_dir)
         height, width, channels = folder_shape(scan, image_size)

@@ -1,21 +1,11 @@
-"""A model's sampler graph as a tf.function or a SavedModel (signature "sample"), and its contract for metadata.json."""
+"""The sampler graph as an export writes it: a SavedModel (signature "sample") and its contract for metadata.json."""
 from __future__ import annotations
 
 import tensorflow as tf
 
 from pixelcnn_tf.config import ModelConfig
-from pixelcnn_tf.model import architecture
-from pixelcnn_tf.sampler_graph import sampler_function
+from pixelcnn_tf.model import graph_function
 from serve.names import GRAPH_INPUTS, IMAGES, LABEL, SAMPLE_SIGNATURE
-
-
-def input_names(config: ModelConfig) -> list[str]:
-    return list(GRAPH_INPUTS) + ([LABEL] if config.num_classes else [])
-
-
-def graph_function(params: dict, config: ModelConfig, update: str = "dynamic_update_slice", variables=None):
-    """The sampler graph of config's architecture over params (pixelcnn_tf.model.graph_params)."""
-    return sampler_function(params, config, architecture(config).graph, update, variables)
 
 
 def save_graph(params: dict, config: ModelConfig, path: str, update: str = "dynamic_update_slice") -> str:
@@ -34,13 +24,6 @@ class GraphModule(tf.Module):
         super().__init__(name="sampler_graph")
         self.weights = {name: tf.Variable(value, trainable=False, name=name) for name, value in params.items()}
         self.sample = graph_function(params, config, variables=self.weights)
-
-
-def tf_graph_runner(params: dict, config: ModelConfig):
-    """run(feeds dict) -> {"images": numpy}: the graph in TensorFlow, for serve.graph.GraphRunner (Keras checkpoints)."""
-    function = graph_function(params, config)
-    names = input_names(config)
-    return lambda feeds: {name: value.numpy() for name, value in function(*[feeds[n] for n in names]).items()}
 
 
 def contract(config: ModelConfig) -> dict:

@@ -20,7 +20,7 @@ from pixelcnn_tf import faults
 from pixelcnn_tf.config import CONFIG_FILE, TrainConfig, load_config, to_dict
 from pixelcnn_tf.errors import UserError
 from pixelcnn_tf.files import replacing, temporary_name, write_json_atomic
-from pixelcnn_tf.losses import PLOT_TMP, TABLE_FILES, read_rows, with_row, write_tables
+from pixelcnn_tf.run.losses import PLOT_TMP, TABLE_FILES, read_rows, with_row, write_tables
 
 MODEL_FILE = "model.keras"
 MODEL_TMP = "model.tmp.keras"
@@ -28,7 +28,7 @@ STAMP = "pixelcnn_tf_run.json"  # an extra entry in the .keras archive: {"epoch"
 LOCK_FILE = ".lock"
 ASIDE = ".overwritten"  # the finished run an --overwrite replaces, kept until the new run's first epoch commits
 ASIDE_DONE = ".complete"  # in ASIDE: every file of the old run is in it
-BOARD_DIR = "tensorboard"  # TensorBoard event files (pixelcnn_tf.board): `tensorboard --logdir models` shows every run
+BOARD_DIR = "tensorboard"  # TensorBoard event files (pixelcnn_tf.run.board): `tensorboard --logdir models` shows every run
 RUN_FILES = (CONFIG_FILE, MODEL_FILE) + TABLE_FILES
 TEMPORARIES = (MODEL_TMP, PLOT_TMP) + tuple(os.path.basename(temporary_name(name)) for name in RUN_FILES)
 OLD_RUN = (MODEL_FILE,) + tuple(name for name in RUN_FILES if name != MODEL_FILE) + (BOARD_DIR,)  # moved aside in this order
@@ -280,7 +280,7 @@ class RunFolder:
             self._lock = None
 
     def abandon_plan(self) -> dict | None:
-        """What abandon() would remove, for a process that removes it once this one is dead (pixelcnn_tf.watchdog)."""
+        """What abandon() would remove, for a process that removes it once this one is dead (pixelcnn_tf.distribute.watchdog)."""
         if self.worker or self.epochs_done or not self._created:
             return None
         return {"lock": os.path.join(self.path, LOCK_FILE), "folders": list(self._created)}

@@ -107,7 +107,7 @@ def resolve_strategy(name: str, task: Task | None, tpu: str | None = None) -> st
         return "multiworker"
     if name == "multiworker" and task is None:
         raise UserError('--strategy multiworker needs TF_CONFIG (e.g. {"cluster": {"worker": [...]}, "task": {...}}); '
-                        "try `python -m pixelcnn_tf.launch --workers 2 -- ...` on one machine")
+                        "try `python -m pixelcnn_tf.distribute.launch --workers 2 -- ...` on one machine")
     if name in ("one", "mirrored", "tpu") and task is not None and task.workers > 1:
         raise UserError(f"--strategy {name} trains in one process, but TF_CONFIG describes {task.workers}; use multiworker")
     if name == "tpu" and not tpu and not local_tpu():

@@ -1,4 +1,4 @@
-"""Try multi-worker training on one machine: `python -m pixelcnn_tf.launch --workers 2 -- <train.py flags>`.
+"""Try multi-worker training on one machine: `python -m pixelcnn_tf.distribute.launch --workers 2 -- <train.py flags>`.
 
 Starts one train.py per worker with its TF_CONFIG (free ports on 127.0.0.1 only) and a share of the CPU threads,
 streams the chief's output, and stops every worker as soon as one fails. Exit code: 0 when all succeed, else the
@@ -18,9 +18,9 @@ import threading
 import time
 
 from pixelcnn_tf.errors import ArgumentParser, UserError, run_cli
-from pixelcnn_tf.watchdog import die_with_parent
+from pixelcnn_tf.distribute.watchdog import die_with_parent
 
-TRAIN = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "train.py")
+TRAIN = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "train.py")
 LOOPBACK = "127.0.0.1"
 STOP_GRACE = 5.0  # seconds between SIGTERM and SIGKILL for the workers still running after a failure
 

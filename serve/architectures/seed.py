@@ -8,7 +8,7 @@ import numpy as np
 from serve.names import FEATURES, LOGITS, WINDOW, indexed, indexed_names
 from serve.runtime import feeds
 from serve.sampling import SamplingError, check_step_output
-from serve.step_architecture import Chooser, StepArchitecture
+from serve.architectures.record import Chooser, StepArchitecture
 
 # step_fn(windows, labels) -> (features, logits): windows[0] float32 (B, k//2+1, k, C) of level indices,
 # windows[l] float32 (B, k//2+1, k, F) of layer l-1's outputs; labels int32 (B,) or None.
@@ -59,7 +59,7 @@ def _relu(x: np.ndarray) -> np.ndarray:
 
 
 def numpy_step_fn(params: dict) -> StepFn:
-    """A TensorFlow-free step function from fold_step_params (pixelcnn_tf/seed_cached.py) or np.load of its npz.
+    """A TensorFlow-free step function from pixelcnn_tf.architectures.seed.step.fold or np.load of its npz.
 
     Its matmuls are small: on a few shared cores set OPENBLAS_NUM_THREADS=1 before numpy loads (about 10x faster).
     """
@@ -116,5 +116,7 @@ def part_outputs(num_layers: int) -> dict:
     return {PART: indexed_names(FEATURES, num_layers - 1) + [LOGITS]}
 
 
-SEED = StepArchitecture("pixelcnn", (PART,), 1, run_seed, numpy_step_fn, from_runners, part_inputs, part_outputs, param_layers,
-                        threads={PART: 1})
+RECORD = StepArchitecture(
+    name="pixelcnn", parts=(PART,), min_kernel_size=1, loop=run_seed, numpy_step=numpy_step_fn, from_runners=from_runners,
+    part_inputs=part_inputs, part_outputs=part_outputs, param_layers=param_layers, threads={PART: 1},
+)

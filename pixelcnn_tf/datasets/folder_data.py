@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from pixelcnn_tf.datasets import folder_scan
-from pixelcnn_tf.folders import folder_shape, split_files
+from pixelcnn_tf.datasets.catalog import folder_scan
+from pixelcnn_tf.datasets.folders import folder_shape, split_files
 
 
 def decode(contents: tf.Tensor, channels: int) -> tf.Tensor:

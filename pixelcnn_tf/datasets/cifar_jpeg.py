@@ -11,14 +11,13 @@ import zlib
 
 from pixelcnn_tf import faults
 from pixelcnn_tf.errors import UserError
-from pixelcnn_tf.folders import cache_dir
+from pixelcnn_tf.datasets.folders import cache_dir
 from serve.metadata import file_sha256
 
 ARCHIVE = "cifar10_jpeg.tar.gz"
 TOP = "cifar10_jpeg"  # the archive's one top folder, holding train/ and test/
 # Beside the checkout, as on the machines this project is built on (../shared/datasets/README.md).
-DEFAULT_ARCHIVE = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                               "shared", "datasets", ARCHIVE)
+DEFAULT_ARCHIVE = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "datasets", ARCHIVE))
 CAVEAT = "CIFAR-10 (JPEG q75 copy): not comparable with published CIFAR-10 figures"
 
 

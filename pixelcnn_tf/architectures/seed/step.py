@@ -1,4 +1,4 @@
-"""Cached sampling for the seed PixelCNN: fold a trained model into a one-position "step model" (serve/seed_cached.py)."""
+"""Cached sampling for the seed PixelCNN: fold a trained model into a one-position "step model" (serve/architectures/seed.py)."""
 from __future__ import annotations
 
 import keras
@@ -9,7 +9,7 @@ from pixelcnn_tf.errors import UserError
 from pixelcnn_tf.layers import causal_mask
 from pixelcnn_tf.parts import FLOAT32, LABEL_INPUT, LOGITS_OUTPUT, folded_rescaling
 from serve.names import FEATURES, WINDOW, indexed
-from serve.seed_cached import PART
+from serve.architectures.seed import PART
 
 
 @keras.saving.register_keras_serializable(package="pixelcnn_tf")
@@ -29,7 +29,7 @@ def _masked(layer, mask_type: str, channels: int) -> np.ndarray:
     return kernel * causal_mask(kh, kw, fin, fout, mask_type, channels)
 
 
-def fold_step_params(model: keras.Model, config: ModelConfig) -> dict[str, np.ndarray]:
+def fold(model: keras.Model, config: ModelConfig) -> dict[str, np.ndarray]:
     """The seed model's weights folded for one-position evaluation: numpy arrays, no TensorFlow needed to use them.
 
     kernel_l: (r*k*F_in, F) for the (r = k//2+1, k) window above and left of the position, masked, BN scale folded in.
@@ -73,8 +73,8 @@ def fold_step_params(model: keras.Model, config: ModelConfig) -> dict[str, np.nd
     return params
 
 
-def seed_step_models(params: dict[str, np.ndarray], config: ModelConfig) -> dict[str, keras.Model]:
-    """{"step": a Keras model computing every layer at one position from cached windows} (serve/seed_cached.py).
+def step_models(params: dict[str, np.ndarray], config: ModelConfig) -> dict[str, keras.Model]:
+    """{"step": a Keras model computing every layer at one position from cached windows} (serve/architectures/seed.py).
 
     Float32 whatever the global dtype policy (mixed-precision checkpoints too). Inputs: window_0 float32 (B, k//2+1, k, C) level indices (outside the image: (levels-1)/2); window_l, l >= 1,
     float32 (B, k//2+1, k, filters) of layer l-1's cached outputs (outside the image: 0; the centre and the taps

@@ -6,7 +6,7 @@ import numpy as np
 
 from pixelcnn_tf.config import ModelConfig
 from pixelcnn_tf.errors import UserError
-from pixelcnn_tf.gated import GatedActivation, row_mask
+from pixelcnn_tf.architectures.gated.network import GatedActivation, row_mask
 from pixelcnn_tf.layers import causal_mask
 from pixelcnn_tf.parts import FLOAT32, LABEL_INPUT, LOGITS_OUTPUT, folded_rescaling
 from serve.names import ABOVE, BAND, FEATURES, VERTICAL, WINDOW, indexed
@@ -26,7 +26,7 @@ def _pointwise(layer, channels: int) -> tuple[np.ndarray, np.ndarray]:
     return kernel[0, 0], bias
 
 
-def fold_gated_params(model: keras.Model, config: ModelConfig) -> dict[str, np.ndarray]:
+def fold(model: keras.Model, config: ModelConfig) -> dict[str, np.ndarray]:
     """The gated model's weights as float32 numpy arrays for one-position (pixel) and one-row (vertical) evaluation.
 
     Per layer n: v_kernel_n (k//2+1, k, F_in, 2F) and v_bias_n: the vertical conv; link_kernel_n (2F, 2F): the
@@ -87,7 +87,7 @@ def _embedding(params, key: str, label, name: str):
 
 
 def build_pixel_step_model(params: dict, config: ModelConfig) -> keras.Model:
-    """The horizontal stack and head at one position (serve.gated_cached.PixelFn as a Keras model).
+    """The horizontal stack and head at one position (serve.architectures.gated.PixelFn as a Keras model).
 
     Inputs window_n float32 (B, k//2+1, C or F), above_n (B, 2F), label int32 (B,) when conditional;
     outputs features_n (B, F) for n < L-1 and logits (B, C, levels).
@@ -123,7 +123,7 @@ def build_pixel_step_model(params: dict, config: ModelConfig) -> keras.Model:
 
 
 def build_row_step_model(params: dict, config: ModelConfig) -> keras.Model:
-    """The vertical stack over one finished row (serve.gated_cached.RowFn as a Keras model).
+    """The vertical stack over one finished row (serve.architectures.gated.RowFn as a Keras model).
 
     Inputs band_0 float32 (B, k//2+1, W+2*(k//2), C), band_n (B, k//2, W+2*(k//2), F) for n >= 1, label when
     conditional; outputs vertical_n (B, W, F) for n < L-1 and above_n (B, W, 2F) for every layer.
@@ -154,6 +154,6 @@ def build_row_step_model(params: dict, config: ModelConfig) -> keras.Model:
     return keras.Model(inputs, outputs, name="gated_row_step")
 
 
-def gated_step_models(params: dict, config: ModelConfig) -> dict[str, keras.Model]:
-    """{"pixel": ..., "row": ...}: the two step models serve/gated_cached.py runs."""
+def step_models(params: dict, config: ModelConfig) -> dict[str, keras.Model]:
+    """{"pixel": ..., "row": ...}: the two step models serve/architectures/gated.py runs."""
     return {"pixel": build_pixel_step_model(params, config), "row": build_row_step_model(params, config)}

@@ -5,9 +5,10 @@ import os
 
 import keras
 
+from pixelcnn_tf.architectures import register_layers
 from pixelcnn_tf.config import CONFIG_FILE, TrainConfig
 from pixelcnn_tf.errors import UserError, first_line
-from pixelcnn_tf.run_folder import MODEL_FILE, check_averaged, find_run_dir, inspect_checkpoint, is_run_dir, write_checkpoint  # noqa: F401
+from pixelcnn_tf.run.folder import MODEL_FILE, check_averaged, find_run_dir, inspect_checkpoint, is_run_dir, write_checkpoint  # noqa: F401
 
 
 def save_model(model: keras.Model, run_dir: str) -> str:
@@ -53,9 +54,7 @@ def load_checkpoint(path: str | None, default_root: str = "models", raw: bool = 
     A run trained with --ema-decay stores the averaged weights as its weights; raw=True gives the weights training
     last stepped to instead (kept in the optimizer's state), to measure what the averaging gains.
     """
-    import pixelcnn_tf.layers  # noqa: F401  registers MaskedConv2D for deserialization
-    import pixelcnn_tf.gated  # noqa: F401  registers the gated layers for deserialization
-    import pixelcnn_tf.norm  # noqa: F401  registers FusedBatchNormalization (the seed model's BatchNorm)
+    register_layers()  # every architecture's serializable layers, for deserialization
 
     run_dir, config, stamp = inspect_checkpoint(path, default_root)
     if raw:
@@ -68,7 +67,7 @@ def load_checkpoint(path: str | None, default_root: str = "models", raw: bool = 
     if stamp is None:
         check_matches(model, config, run_dir)
     if raw:
-        from pixelcnn_tf.averaging import raw_weights_model
+        from pixelcnn_tf.run.averaging import raw_weights_model
 
         model = raw_weights_model(model)
     return model, config, run_dir

@@ -9,7 +9,7 @@ import socket
 import numpy as np
 import tensorflow as tf
 
-from pixelcnn_tf.datasets import DATASETS, DatasetSpec, dataset_spec, is_folder_dataset  # noqa: F401  (re-exported)
+from pixelcnn_tf.datasets.catalog import DATASETS, DatasetSpec, dataset_spec, is_folder_dataset  # noqa: F401  (re-exported)
 from pixelcnn_tf.errors import UserError, first_line
 from serve.names import IMAGE, LABEL
 
@@ -90,11 +90,11 @@ def load_split(
     """Unbatched (image int32 levels (H, W, C), label int32) pairs of one split.
 
     The test split's binarization is fixed (seeded per example index); the train split draws afresh
-    each time it is iterated, i.e. each epoch. Folder datasets (image files) are read by pixelcnn_tf.folder_data,
+    each time it is iterated, i.e. each epoch. Folder datasets (image files) are read by pixelcnn_tf.datasets.folder_data,
     resized to image_size x image_size when it is given; the rest by tensorflow-datasets.
     """
     if is_folder_dataset(name):
-        from pixelcnn_tf.folder_data import folder_pairs
+        from pixelcnn_tf.datasets.folder_data import folder_pairs
 
         ds = folder_pairs(name, split, data_dir=data_dir, image_size=image_size, take=take)
     else:

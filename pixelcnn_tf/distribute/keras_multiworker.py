@@ -24,7 +24,7 @@ def _reduce_per_replica(values, strategy, reduction):
 def prepare(model: keras.Model) -> None:
     """Make model.fit/evaluate work on several workers; the model and its optimizer must be built already."""
     if not hasattr(model, "_maybe_symbolic_build") or not callable(_original_reduce):
-        raise RuntimeError(f"Keras {keras.__version__} changed its TensorFlow trainer; pixelcnn_tf.keras_multiworker needs an update")
+        raise RuntimeError(f"Keras {keras.__version__} changed its TensorFlow trainer; pixelcnn_tf.distribute.keras_multiworker needs an update")
     # Built already (functional model, optimizer built in the scope), the model has nothing left for that step.
     model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
     tf_trainer.reduce_per_replica = _reduce_per_replica

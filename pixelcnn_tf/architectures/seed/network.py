@@ -9,7 +9,7 @@ from pixelcnn_tf.norm import FusedBatchNormalization
 from pixelcnn_tf.parts import IMAGE_INPUT, LABEL_INPUT, label_bias, logits_head, model_inputs, scale_levels
 
 
-def build_pixelcnn(config: ModelConfig) -> keras.Model:
+def build(config: ModelConfig) -> keras.Model:
     """The seed network: Mask-A conv, then Mask-B convs, each without bias and followed by BN + ReLU."""
     config.validate()
     inputs = model_inputs(config)

@@ -24,8 +24,8 @@ def deadline(seconds: float, message: str, cleanup: dict | None = None, prog: st
     done by the watchdog once this process is dead and its lock released.
     """
     spec = json.dumps({"pid": os.getpid(), "seconds": seconds, "message": f"{prog}: error: {message}", "cleanup": cleanup})
-    watchdog = subprocess.Popen([sys.executable, "-m", "pixelcnn_tf.watchdog", spec], preexec_fn=die_with_parent,
-                                cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    watchdog = subprocess.Popen([sys.executable, "-m", "pixelcnn_tf.distribute.watchdog", spec], preexec_fn=die_with_parent,
+                                cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
     try:
         yield
     finally:

@@ -134,7 +134,7 @@ def gated_layer(v, h, index: int, config: ModelConfig, label=None):
     return v_out, h_out, skip
 
 
-def build_gated_pixelcnn(config: ModelConfig) -> keras.Model:
+def build(config: ModelConfig) -> keras.Model:
     """Gated stacks -> summed skips -> ReLU, 1x1 Mask-B conv, ReLU -> the shared levels head."""
     config.validate()
     inputs = model_inputs(config)
