@@ -7,7 +7,8 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from pixelcnn_tf.config import ARCHITECTURES, LR_SCHEDULES, PRECISIONS, PRESETS, STRATEGIES, apply_overrides, preset  # noqa: E402
+from pixelcnn_tf.config import ARCHITECTURES, LR_SCHEDULES, PRECISIONS, STRATEGIES, apply_overrides  # noqa: E402
+from pixelcnn_tf.presets import PRESETS, preset  # noqa: E402
 from pixelcnn_tf.errors import ArgumentParser, UserError, import_tensorflow_quietly, run_cli  # noqa: E402
 
 # flag -> (destination in TrainConfig, type); "model." destinations go into the model config.

@@ -82,7 +82,7 @@ def main(argv=None) -> int:
     import keras
     import tensorflow as tf
 
-    from pixelcnn_tf.config import preset
+    from pixelcnn_tf.presets import preset
     from pixelcnn_tf.generation import keras_logits_fn
     from pixelcnn_tf.model import build_model
 

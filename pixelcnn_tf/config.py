@@ -7,11 +7,9 @@ import math
 import os
 from dataclasses import dataclass, field
 
-from pixelcnn_tf.architectures import ARCHITECTURES as ARCHITECTURE_RECORDS
 from pixelcnn_tf.errors import UserError
 from pixelcnn_tf.files import write_json_atomic
-
-ARCHITECTURES = tuple(ARCHITECTURE_RECORDS)
+from serve.names import ARCHITECTURE_NAMES as ARCHITECTURES  # the contract; pixelcnn_tf/architectures/ holds the table
 
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 LR_SCHEDULES = ("constant", "cosine")
@@ -120,19 +118,6 @@ def check_run_name(name: str) -> None:
         raise UserError(f"run name {name!r} must be a single folder name (no '/', not '.' or '..'), kept inside the save path")
 
 
-# Presets override the seed defaults; "seed" is the original project's configuration; architectures add their own.
-PRESETS: dict[str, dict] = {
-    "seed": {},
-    "quick": {
-        "model": {"num_layers": 4, "kernel_size": 5, "filters": 32, "levels": 2},
-        "epochs": 2,
-        "batch_size": 64,
-        "train_examples": 12000,
-        "test_examples": 2000,
-    },
-} | {name: values for record in ARCHITECTURE_RECORDS.values() for name, values in record.presets.items()}
-
-
 def apply_overrides(config: TrainConfig, overrides: dict) -> TrainConfig:
     """Set fields from a nested dict ({"model": {...}, "epochs": 3}), rejecting unknown names."""
     for key, value in overrides.items():
@@ -147,12 +132,6 @@ def apply_overrides(config: TrainConfig, overrides: dict) -> TrainConfig:
         else:
             raise UserError(f"unknown training setting {key!r}")
     return config
-
-
-def preset(name: str) -> TrainConfig:
-    if name not in PRESETS:
-        raise UserError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-    return apply_overrides(TrainConfig(), json.loads(json.dumps(PRESETS[name])))
 
 
 def to_dict(config: TrainConfig | ModelConfig) -> dict:

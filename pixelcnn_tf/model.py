@@ -8,7 +8,6 @@ import tensorflow as tf
 from pixelcnn_tf.architectures import Architecture, get
 from pixelcnn_tf.config import ModelConfig
 from pixelcnn_tf.errors import UserError
-from pixelcnn_tf.sampler_graph import sampler_function
 from serve.names import GRAPH_INPUTS, LABEL
 
 
@@ -74,6 +73,8 @@ def input_names(config: ModelConfig) -> list[str]:
 
 def graph_function(params: dict, config: ModelConfig, update: str = "dynamic_update_slice", variables=None):
     """The sampler graph of config's architecture over params (pixelcnn_tf.model.graph_params)."""
+    from pixelcnn_tf.sampler_graph import sampler_function  # traced only where a graph is asked for
+
     return sampler_function(params, config, architecture(config).graph, update, variables)
 
 

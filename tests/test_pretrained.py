@@ -12,7 +12,8 @@ from PIL import Image
 import generate
 from helpers import ROOT, assert_one_line_error, copy_export, rewrite_metadata, run_without_tensorflow
 from pixelcnn_tf.datasets import pipeline as data
-from pixelcnn_tf.config import preset, to_dict
+from pixelcnn_tf.config import to_dict
+from pixelcnn_tf.presets import preset
 from serve import Sampler, ServeError
 
 PRETRAINED = os.path.join(ROOT, "pretrained", "gated_mnist")
