@@ -1,6 +1,7 @@
 """bench.sampling's graph column: the sampler graph's runtimes, one timed call, and peak memory graph vs loop."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -37,7 +38,8 @@ else:
     runners = {part: RUNTIMES[rt](path, entry.threads[part] if threads is None else threads)
                for part, path in zip(entry.parts, request["paths"])}
     step = entry.from_runners(runners, layout["num_layers"], bool(spec.num_classes))
-    run = lambda: sample_cached(step, num_images=request["batch"], shape=spec.shape, labels=labels, **layout)
+    run = lambda: sample_cached(step, num_images=request["batch"], shape=spec.shape, labels=labels,
+                                distribution=spec.distribution, **layout)
 loaded = high_water_mb()
 run()
 print(json.dumps({"loaded_mb": loaded, "peak_mb": high_water_mb()}))
@@ -87,7 +89,7 @@ def peak_memory(mode: str, runtime: str, paths: list[str], spec, layout: dict, b
     """Peak resident memory (MB) of a fresh process sampling batch images with the graph or the Python loop."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     request = {"mode": mode, "runtime": runtime, "paths": paths, "batch": batch, "layout": layout, "threads": threads,
-               "spec": [spec.height, spec.width, spec.channels, spec.levels, spec.num_classes]}
+               "spec": dataclasses.astuple(spec)}
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
     done = subprocess.run([sys.executable, "-c", _MEMORY_SCRIPT, root, json.dumps(request)], capture_output=True,
                           text=True, env=env)

@@ -44,7 +44,7 @@ def probe(flags: list[str], steps: int = 20) -> float:
 
     config = train.build_config(train.parse_args(flags))
     set_precision(config.precision)
-    model = compile_model(build_model(config.model), config.learning_rate, config.ema_decay)
+    model = compile_model(build_model(config.model), config.model, config.learning_rate, config.ema_decay)
     batch = config.batch_size
     images = (np.random.default_rng(0).random((batch * 8, 28, 28, 1)) > 0.5).astype("float32")
     ds = tf.data.Dataset.from_tensor_slices(({"image": images}, images.astype("int32"))).batch(batch).repeat()

@@ -89,9 +89,9 @@ def main(argv=None) -> int:
     m = preset(args.preset).model
     model = build_model(m)  # random weights: timing does not depend on them
     logits_fn = keras_logits_fn(model, conditional=bool(m.num_classes))
-    from serve.metadata import ModelSpec
+    from pixelcnn_tf.model import model_spec
 
-    spec = ModelSpec(m.height, m.width, m.channels, m.levels, m.num_classes)
+    spec = model_spec(m)
     with tempfile.TemporaryDirectory() as workdir:
         fns = step_fns(args.backends, model, m, args.threads, workdir)
         files = graph_files(args.graph_runtimes, model, m, workdir)
@@ -163,7 +163,7 @@ def bench_batch(args, m, logits_fn, fns, batch: int, graphs: dict, files: dict, 
         "cached": {},
     }
     for backend, fn in fns.items():
-        kwargs = dict(num_images=batch, shape=shape, labels=labels, **cached_layout(m))
+        kwargs = dict(num_images=batch, shape=shape, labels=labels, distribution=m.distribution, **cached_layout(m))
         sample_cached(fn, **(kwargs | {"shape": (2, m.width, m.channels)}))  # warm-up: traces every step at this batch
         start = time.perf_counter()
         sample_cached(fn, **kwargs)

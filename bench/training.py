@@ -53,7 +53,7 @@ def main(argv=None) -> int:
     set_precision(args.precision)
     table = train_jit(m, args.precision)
     # What training's choice means here ("auto": Keras's rule for this machine), read off a compiled model.
-    table_jit = bool(compile_model(build_model(m), config.learning_rate, jit_compile=table).jit_compile)
+    table_jit = bool(compile_model(build_model(m), m, config.learning_rate, jit_compile=table).jit_compile)
     jits = {"table": [table_jit], "on": [True], "off": [False], "both": [table_jit, not table_jit]}[args.jit]
     rng = np.random.default_rng(0)
     targets = rng.integers(0, m.levels, (batch, m.height, m.width, m.channels)).astype(np.int32)
@@ -78,7 +78,7 @@ def main(argv=None) -> int:
     models = {}
     for jit in jits:
         keras.utils.set_random_seed(0)
-        models[jit] = compile_model(build_model(m), config.learning_rate, jit_compile=jit)
+        models[jit] = compile_model(build_model(m), m, config.learning_rate, jit_compile=jit)
         models[jit].fit(ds, steps_per_epoch=max(args.warmup, 1), epochs=1, verbose=0, shuffle=False)
     seconds = {jit: [] for jit in jits}
     timer = StepTimer()

@@ -44,7 +44,11 @@ def metadata(config: TrainConfig, run_dir: str, artifacts: dict, step: dict | No
         "input_scaling": f"image: float32 (batch, {m.height}, {m.width}, {m.channels}) of level indices 0..{m.levels - 1}; "
         "the graph rescales them to [-1, 1] itself",
         "label_input": f"int32 (batch,) class id in 0..{m.num_classes - 1}" if m.num_classes else None,
-        "output": f"float32 logits (batch, {m.height}, {m.width}, {m.channels}, {m.levels}); softmax over the last axis",
+        "distribution": m.output,  # serve/distributions/: how the "logits" head turns into levels
+        "mixtures": m.mixtures,
+        "output": (f"float32 logits (batch, {m.height}, {m.width}, {m.channels}, {m.levels}); softmax over the last axis"
+                   if m.output == "softmax" else f"float32 head (batch, {m.height}, {m.width}, {m.distribution.features}): "
+                   f"{m.distribution.describe()} parameters per pixel (docs/distributions.md)"),
         "dataset": config.dataset,
         "model_config": to_dict(m),
         # The run's name, not its path: an absolute path of the training machine means nothing where the export goes.

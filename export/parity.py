@@ -5,9 +5,8 @@ import numpy as np
 
 from export.artifacts import ExportFailed
 from export.savedmodel import savedmodel_sampler
-from serve.metadata import ServeError
+from serve.metadata import ServeError, spec_of
 from serve.sampler import Sampler
-from serve.sampling import nll_per_image
 
 # Float32 limits on max |Δlogit| per artifact kind, for full and step models alike (export/step.py scales them
 # by the logits' size). SavedModel runs the same TF kernels as Keras, ONNX and numpy the same float32 math in
@@ -31,13 +30,14 @@ def parity_report(reference_fn, export_dir: str, meta: dict, images: np.ndarray,
     """Compare each artifact with reference_fn (the Keras model) on images; 'ok' is False past a tolerance."""
     inputs = images.astype(np.float32)
     reference = reference_fn(inputs, labels)
-    keras_nll = float(nll_per_image(reference, images).mean())
+    distribution = spec_of(meta).distribution
+    keras_nll = float(distribution.nll_per_image(reference, images).mean())
     rows = {}
     for name, entry in meta["artifacts"].items():
         logits = artifact_logits_fn(export_dir, name, entry)(inputs, labels)
         row = {
             "max_abs_logit_diff": float(np.abs(logits - reference).max()),
-            "nll_nats_per_image": float(nll_per_image(logits, images).mean()),
+            "nll_nats_per_image": float(distribution.nll_per_image(logits, images).mean()),
         }
         quantized = entry.get("quantization", "none") != "none"
         if not quantized:

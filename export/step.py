@@ -93,7 +93,7 @@ def step_parity(model: keras.Model, config: ModelConfig, export_dir: str, meta: 
             step, layout = load_step(meta, export_dir, name, spec_of(meta))
         except ServeError as e:
             raise ExportFailed(f"serve cannot load the fresh step {name} artifact: {e}") from None
-        diff = float(np.abs(teacher_forced_logits(step, images, labels, layout) - expected).max())
+        diff = float(np.abs(teacher_forced_logits(step, images, labels, layout, spec_of(meta).distribution) - expected).max())
         tolerance = TOLERANCES[artifact["kind"]] * scale
         rows[name] = {"max_abs_logit_diff": diff, "tolerance": tolerance, "ok": diff <= tolerance}
     return {"images": int(len(images)), "positions": int(np.prod(images.shape[:3])), "logit_scale": scale, "artifacts": rows}

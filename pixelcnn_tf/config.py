@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pixelcnn_tf.errors import UserError
 from pixelcnn_tf.files import write_json_atomic
 from serve.names import ARCHITECTURE_NAMES as ARCHITECTURES  # the contract; pixelcnn_tf/architectures/ holds the table
+from serve.names import OUTPUT_NAMES
 
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 LR_SCHEDULES = ("constant", "cosine")
@@ -19,19 +20,23 @@ CONFIG_FILE = "config.json"
 
 @dataclass
 class ModelConfig:
-    """Everything needed to rebuild a network: shapes, depth, width and the softmax size."""
+    """Everything needed to rebuild a network: shapes, depth, width, levels and the output distribution."""
 
     architecture: str = "pixelcnn"
     height: int = 28
     width: int = 28
     channels: int = 1  # image channels (1 grey, 3 RGB); masks order them R -> G -> B
-    levels: int = 256  # softmax size per sub-pixel: 256 is 8-bit, 2 is binarized
+    levels: int = 256  # values per sub-pixel: 256 is 8-bit, 2 is binarized
     num_layers: int = 8
     kernel_size: int = 7
     filters: int = 64
     num_classes: int = 0  # 0: unconditional; >0: a label input biases every layer
+    output: str = "softmax"  # the output distribution (serve/distributions/): softmax or logistic_mixture
+    mixtures: int | None = None  # logistic_mixture: its components per pixel
 
-    def validate(self) -> "ModelConfig":
+    def validate(self, output: bool = True) -> "ModelConfig":
+        """Every setting checked, in one line each; output=False leaves the output distribution's own checks (they
+        import numpy) to the caller, so train.py refuses other bad flags without it."""
         if self.architecture not in ARCHITECTURES:
             raise UserError(f"unknown architecture {self.architecture!r}; choose one of {', '.join(ARCHITECTURES)}")
         if not 2 <= self.levels <= 256:
@@ -48,7 +53,27 @@ class ModelConfig:
             raise UserError(f"num_classes must be >= 0, got {self.num_classes}")
         if self.height < 1 or self.width < 1:
             raise UserError(f"image size must be positive, got {self.height}x{self.width}")
+        if self.output not in OUTPUT_NAMES:
+            raise UserError(f"unknown output distribution {self.output!r}; choose one of {', '.join(OUTPUT_NAMES)}")
+        if output:
+            self.distribution  # levels, mixtures and channels the distribution accepts (one line otherwise)
         return self
+
+    @property
+    def distribution(self):
+        """The output distribution (serve.distributions.Distribution) bound to this model's channels and levels."""
+        from serve.distributions import DistributionError, build  # numpy: after the name checks above
+
+        try:
+            return build(self.output, channels=self.channels, levels=self.levels, mixtures=self.mixtures)
+        except DistributionError as e:
+            raise UserError(str(e)) from None
+
+    @property
+    def mask_channels(self) -> int:
+        """Channel groups of the masks: the image channels when the output orders sub-pixels by masks (softmax),
+        1 when the masks are pixel-level and the distribution couples a pixel's channels itself (a mixture)."""
+        return self.channels if self.distribution.channel_masks else 1
 
     @property
     def dims(self) -> int:
@@ -81,7 +106,7 @@ class TrainConfig:
     connect_timeout: float = 120.0  # seconds a worker waits for its peers (or a TPU) before one error line
 
     def validate(self) -> "TrainConfig":
-        self.model.validate()
+        self.model.validate(output=False)
         if self.batch_size < 1:
             raise UserError(f"batch_size must be positive, got {self.batch_size}")
         if self.epochs < 1:
@@ -104,11 +129,14 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise UserError(f"{name} must be positive, got {value}")
+        self.model.distribution  # last: the output distribution's checks import numpy
         return self
 
     @property
     def run_dir(self) -> str:
-        name = self.run_name or f"{self.dataset}_{self.model.architecture}_L{self.model.levels}"
+        m = self.model
+        output = "" if m.output == "softmax" else f"_{m.output}{m.mixtures or ''}"
+        name = self.run_name or f"{self.dataset}_{m.architecture}_L{m.levels}{output}"
         return os.path.join(self.save_path, name)
 
 

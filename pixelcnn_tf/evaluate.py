@@ -32,14 +32,18 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
-def per_image_nll_fn(model, conditional: bool):
-    """A compiled inference-mode pass giving each image's NLL in nats, float64 from the logits on."""
+def per_image_nll_fn(model, model_config):
+    """A compiled inference-mode pass giving each image's NLL in nats under the model's output distribution, float64
+    from the head on."""
     import tensorflow as tf
 
+    from pixelcnn_tf.distributions import tf_distribution
+
+    output = tf_distribution(model_config.distribution)
+    conditional = bool(model_config.num_classes)
+
     def nll(inputs, targets):
-        logits = tf.cast(model(inputs, training=False), tf.float64)
-        per_sub_pixel = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets, logits=logits)
-        return tf.reduce_sum(per_sub_pixel, axis=[1, 2, 3])
+        return output.nll_per_image(tf.cast(model(inputs, training=False), tf.float64), targets)
 
     height, width, channels = model.input["image"].shape[1:]
     inputs_spec = {"image": tf.TensorSpec((None, height, width, channels), tf.float32)}
@@ -70,7 +74,7 @@ def evaluate(model, config, *, split: str = "test", batch_size: int = 144, examp
     pairs = data.load_split(config.dataset, split, levels=m.levels, data_dir=data_dir or config.data_dir, take=examples,
                              image_size=config.image_size)
     batches = data.fit_dataset(pairs, batch_size=batch_size, conditional=conditional)
-    nll = per_image_nll_fn(model, conditional)
+    nll = per_image_nll_fn(model, m)
     started = time.perf_counter()
     per_image = []
     try:

@@ -4,8 +4,9 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from pixelcnn_tf.model import architecture, cached_layout, graph_params, step_models, step_params, tf_graph_runner
-from serve import ModelSpec, Sampler
+from pixelcnn_tf.model import (architecture, cached_layout, graph_params, model_spec, step_models, step_params,
+                               tf_graph_runner)
+from serve import Sampler
 from serve.graph import GraphRunner
 from serve.names import IMAGE, LABEL, LOGITS
 from serve.runtime import Runner
@@ -54,7 +55,7 @@ def compiled_runner(step_model, jit_compile: bool = True) -> Runner:
 def keras_sampler(model, config, sampler: str = "naive", jit_compile: bool = True) -> Sampler:
     """A serve.Sampler over a Keras model and its ModelConfig; sampler 'cached' runs its folded step models, 'graph'
     the sampler graph (in TensorFlow: one call per batch)."""
-    spec = ModelSpec(config.height, config.width, config.channels, config.levels, config.num_classes)
+    spec = model_spec(config)
     logits_fn = keras_logits_fn(model, conditional=bool(config.num_classes))
     if sampler == "graph":
         run = tf_graph_runner(graph_params(step_params(model, config), config), config)

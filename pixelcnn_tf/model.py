@@ -8,6 +8,7 @@ import tensorflow as tf
 from pixelcnn_tf.architectures import Architecture, get
 from pixelcnn_tf.config import ModelConfig
 from pixelcnn_tf.errors import UserError
+from serve.metadata import ModelSpec
 from serve.names import GRAPH_INPUTS, LABEL
 
 
@@ -59,6 +60,12 @@ def graph_params(step_params: dict, config: ModelConfig) -> dict[str, np.ndarray
 def step_models(model: keras.Model, config: ModelConfig) -> dict[str, keras.Model]:
     """{part: Keras step model} for cached sampling, folded from model."""
     return architecture(config).step_models(step_params(model, config), config)
+
+
+def model_spec(config: ModelConfig) -> ModelSpec:
+    """What serve's samplers know of the model: its image grid, levels, classes and output distribution."""
+    return ModelSpec(config.height, config.width, config.channels, config.levels, config.num_classes, config.output,
+                     config.mixtures)
 
 
 def cached_layout(config: ModelConfig) -> dict:

@@ -1,4 +1,4 @@
-"""What both architectures share: the named inputs, the in-graph rescaling, the label bias and the logits head."""
+"""What every architecture shares: the named inputs, the in-graph rescaling, the label bias and the output head."""
 from __future__ import annotations
 
 import keras
@@ -33,20 +33,18 @@ def label_bias(label, config: ModelConfig, filters: int, name: str):
 
 
 def logits_head(features, config: ModelConfig):
-    """1x1 Mask-B conv to channels*levels logits, in float32, reshaped to (H, W, channels, levels)."""
-    logits = MaskedConv2D(
-        config.channels * config.levels,
+    """1x1 Mask-B conv to the output distribution's head, in float32, reshaped to (H, W, *head_shape): softmax's
+    (channels, levels) logits, a mixture's parameters per pixel. Its masks are the network's (config.mask_channels)."""
+    head_shape = config.distribution.head_shape
+    head = MaskedConv2D(
+        config.distribution.features,
         1,
         mask_type="B",
-        image_channels=config.channels,
+        image_channels=config.mask_channels,
         dtype="float32",
         name="head",
     )(features)
-    return keras.layers.Reshape(
-        (config.height, config.width, config.channels, config.levels), dtype="float32", name=LOGITS_OUTPUT
-    )(logits)
-
-
+    return keras.layers.Reshape((config.height, config.width, *head_shape), dtype="float32", name=LOGITS_OUTPUT)(head)
 
 
 def folded_rescaling(model: keras.Model, config: ModelConfig) -> tuple[float, float]:

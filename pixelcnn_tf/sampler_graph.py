@@ -6,6 +6,7 @@ import tensorflow as tf
 from tensorflow.compiler.tf2xla.python import xla
 
 from pixelcnn_tf.config import ModelConfig
+from pixelcnn_tf.distributions import tf_distribution
 from serve.names import IMAGES, LABEL, PREFIX, START, TEMPERATURE, UNIFORMS
 
 # Inputs and output: docs/device.md (the contract); serve.graph checks every input before a runtime sees it.
@@ -44,7 +45,7 @@ def _writer(update: str):
 
 
 def draw(logits, u, inv_temperature, levels: int):
-    """serve.sampling.draw in float32: logits (N, levels), u (N, 1) -> float levels (N,)."""
+    """serve.sampling.draw in float32: log-weights (N, levels), u (N, 1) -> float levels (N,)."""
     z = logits * inv_temperature
     z = z - tf.reduce_max(z, axis=-1, keepdims=True)
     cdf = tf.cumsum(tf.exp(z), axis=-1)
@@ -128,6 +129,9 @@ def sampler_function(params: dict, config: ModelConfig, graph: type, update: str
     """
     arch = graph(params, config, variables)
     write = _writer(update)
+    output = tf_distribution(config.distribution)  # the draw's log-weights, as serve.distributions computes them
+    per_channel = config.distribution.channel_masks  # softmax: the network runs again for each channel
+    head_shape = (-1, *config.distribution.head_shape)
     h, w, c, levels = config.height, config.width, config.channels, config.levels
     pad, layers, f = arch.pad, arch.layers, arch.filters
     middle = (levels - 1) / 2
@@ -150,15 +154,17 @@ def sampler_function(params: dict, config: ModelConfig, graph: type, update: str
                                  + tf.gather(aboves, j), num=layers)
                 here = tf.gather(row_draws, j)  # (N, 2C): uniforms, then prefix levels
                 first = (i * w + j) * c
-                centred, pix = [], None
+                centred, drawn, pix = [], [], None
                 for k in range(c):
-                    hidden, features = arch.forward(ctx, pix)
-                    part = slice(k * levels, (k + 1) * levels)  # channel k's logits
-                    logits = dense(hidden, arch.c["head_kernel"][:, part], arch.c["head_bias"][part])
-                    level = draw(logits, here[:, k : k + 1], inv_temperature, levels)
+                    if k == 0 or per_channel:  # a mixture's one head serves the pixel's channels
+                        hidden, features = arch.forward(ctx, pix)
+                        head = tf.reshape(dense(hidden, arch.c["head_kernel"], arch.c["head_bias"]), head_shape)
+                    earlier = tf.stack(drawn + [tf.zeros_like(here[:, 0])] * (c - k), axis=-1)  # (N, C), channels < k set
+                    level = draw(output.log_weights(head, k, earlier), here[:, k : k + 1], inv_temperature, levels)
                     level = tf.where(first + k < start, here[:, c + k], level)
+                    drawn.append(level)
                     centred.append(level - middle)
-                    if k + 1 < c:  # the next colour sees this one (mask A at the centre); later ones are masked
+                    if per_channel and k + 1 < c:  # the next colour sees this one (mask A at the centre); later ones are masked
                         pix = tf.stack(centred + [tf.zeros_like(level)] * (c - k - 1), axis=-1)
                 slot0 = tf.pad(tf.stack(centred, axis=-1), [[0, 0], [0, f - c]])
                 return j + 1, write(cache, j + pad, tf.stack([slot0] + features)[None])

@@ -7,7 +7,7 @@ import numpy as np
 
 from serve.architectures import step_architecture
 from serve.architectures.record import StepArchitecture
-from serve.sampling import SamplingError, check_request, draw, uniforms
+from serve.sampling import SamplingError, check_request, uniforms
 
 LAYOUT_KEYS = ("num_layers", "kernel_size", "filters", "levels")  # with "architecture": a step's cache layout
 
@@ -23,11 +23,12 @@ def _check_layout(shape, num_layers: int, kernel_size: int, filters: int, levels
         raise SamplingError(f"levels must be in 2..256, got {levels}")
 
 
-def _run(step, layout: dict, shape, choose, batch: int, labels, progress=None) -> np.ndarray:
+def _run(step, layout: dict, shape, distribution, choose, batch: int, labels, progress=None) -> np.ndarray:
     entry = step_architecture(layout["architecture"])
     sizes = {key: layout[key] for key in LAYOUT_KEYS}
     _check_layout(shape, **sizes, entry=entry)
-    return entry.loop(step, shape=shape, choose=choose, batch=batch, labels=labels, progress=progress, **sizes)
+    return entry.loop(step, shape=shape, distribution=distribution, choose=choose, batch=batch, labels=labels,
+                      progress=progress, **sizes)
 
 
 def sample_cached(
@@ -44,6 +45,7 @@ def sample_cached(
     batch_size: int | None = None,
     labels: np.ndarray | None = None,
     architecture: str,
+    distribution,
     progress: Callable[[int], None] | None = None,
 ) -> np.ndarray:
     """Draw images computing each layer only at the current position; returns uint8 level indices (N, H, W, C).
@@ -67,24 +69,29 @@ def sample_cached(
         stop = min(start + batch_size, num_images)
         batch_u = u[start:stop]
         images[start:stop] = _run(
-            step, layout, shape, lambda i, j, c, logits: draw(logits, batch_u[:, i, j, c], temperature),
+            step, layout, shape, distribution,
+            lambda i, j, c, head, earlier: distribution.draw(head, c, earlier, batch_u[:, i, j, c], temperature),
             stop - start, None if labels is None else labels[start:stop], progress,
         )
     return images
 
 
-def teacher_forced_logits(step, images: np.ndarray, labels, layout: dict) -> np.ndarray:
-    """Logits (N, H, W, C, levels) the step gives at every sub-pixel, run in sampling order on images' own levels."""
+def teacher_forced_logits(step, images: np.ndarray, labels, layout: dict, distribution) -> np.ndarray:
+    """The head (N, H, W, *head_shape) the full model gives, from the step run in sampling order on images' own levels.
+
+    A channel-masked head (softmax's (C, levels)) is recomputed for each channel and only channel c's row of the
+    c-th one is final; a mixture's one head per pixel is final at once.
+    """
     images = np.asarray(images)
     n, height, width, channels = images.shape
-    logits = None
+    heads = np.zeros((n, height, width, *distribution.head_shape), np.float32)
 
-    def choose(i, j, c, row_logits):
-        nonlocal logits
-        if logits is None:
-            logits = np.zeros((n, height, width, channels, row_logits.shape[-1]), np.float32)
-        logits[:, i, j, c] = row_logits
+    def choose(i, j, c, head, earlier):
+        if distribution.channel_masks:
+            heads[:, i, j, c] = head[:, c]
+        elif c == 0:
+            heads[:, i, j] = head
         return images[:, i, j, c]
 
-    _run(step, layout, (height, width, channels), choose, n, labels)
-    return logits
+    _run(step, layout, (height, width, channels), distribution, choose, n, labels)
+    return heads

@@ -10,7 +10,7 @@ from serve.cached import LAYOUT_KEYS
 from serve.metadata import ModelSpec, ServeError, checked_path
 from serve.names import IMAGES, LABEL, PREFIX, START, TEMPERATURE, UNIFORMS
 from serve.runtime import RUNTIMES, check_io
-from serve.sampling import SamplingError, draw
+from serve.sampling import SamplingError
 
 # The graph (pixelcnn_tf/sampler_graph.py) trusts its inputs: check_graph_request checks each one here first, so a
 # bad request is one SamplingError line and never reaches (or crashes) a runtime.
@@ -100,17 +100,17 @@ def load_graph(meta: dict, export_dir: str, backend: str, spec: ModelSpec, threa
     return GraphRunner(runner, spec)
 
 
-def prefix_chooser(uniforms: np.ndarray, temperature: float, prefix: np.ndarray, start: int, shape) -> Callable:
-    """The Python loop's choose(i, j, c, logits): prefix levels before raster sub-pixel start, draws after.
+def prefix_chooser(uniforms: np.ndarray, temperature: float, prefix: np.ndarray, start: int, shape, distribution) -> Callable:
+    """The Python loop's choose(i, j, c, head, earlier): prefix levels before raster sub-pixel start, draws after.
 
     Feeds serve.cached / serve.architectures.gated loops so they complete images exactly as the graph does.
     """
     _, width, channels = shape
 
-    def choose(i, j, c, logits):
+    def choose(i, j, c, head, earlier):
         if (i * width + j) * channels + c < start:
             return prefix[:, i, j, c]
-        return draw(logits, uniforms[:, i, j, c], temperature)
+        return distribution.draw(head, c, earlier, uniforms[:, i, j, c], temperature)
 
     return choose
 
@@ -122,7 +122,8 @@ def loop_images(step, layout: dict, spec: ModelSpec, uniforms, temperature=1.0, 
     step and layout as serve.Sampler holds them (a StepFn or GatedStep, and the step layout).
     """
     feeds = check_graph_request(spec, uniforms, temperature, prefix, start, labels)
-    choose = prefix_chooser(feeds[UNIFORMS].astype(np.float64), float(temperature), feeds[PREFIX], int(start), spec.shape)
+    choose = prefix_chooser(feeds[UNIFORMS].astype(np.float64), float(temperature), feeds[PREFIX], int(start), spec.shape,
+                            spec.distribution)
     loop = step_architecture(layout["architecture"]).loop
-    return loop(step, shape=spec.shape, choose=choose, batch=len(uniforms), labels=feeds.get(LABEL), progress=progress,
-                **{key: layout[key] for key in LAYOUT_KEYS})
+    return loop(step, shape=spec.shape, distribution=spec.distribution, choose=choose, batch=len(uniforms),
+                labels=feeds.get(LABEL), progress=progress, **{key: layout[key] for key in LAYOUT_KEYS})

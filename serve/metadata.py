@@ -19,13 +19,22 @@ class ServeError(ValueError):
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """What a sampler must know of a model: the image grid, the softmax size and the class count."""
+    """What a sampler must know of a model: the image grid, the levels, the class count and the output distribution."""
 
     height: int
     width: int
     channels: int
     levels: int
     num_classes: int = 0
+    output: str = "softmax"
+    mixtures: int | None = None
+
+    @property
+    def distribution(self):
+        """The output distribution (serve.distributions.Distribution) over this model's channels and levels."""
+        from serve.distributions import build  # numpy: flag checks that import serve.names never need it
+
+        return build(self.output, channels=self.channels, levels=self.levels, mixtures=self.mixtures)
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -79,6 +88,14 @@ def spec_of(meta: dict, where: str = METADATA_FILE) -> ModelSpec:
         raise ServeError(f"{where} lacks a valid image description ({e})") from None
     if min(spec.height, spec.width) < 1 or spec.channels not in (1, 3) or not 2 <= spec.levels <= 256 or spec.num_classes < 0:
         raise ServeError(f"{where} describes an impossible model: {spec}")
+    # Exports before output distributions were plug-ins are softmax ones and say nothing of it.
+    spec = ModelSpec(*spec.shape, spec.levels, spec.num_classes, meta.get("distribution", "softmax"), meta.get("mixtures"))
+    from serve.distributions import DistributionError
+
+    try:
+        spec.distribution
+    except DistributionError as e:
+        raise ServeError(f"{where}: {e}") from None
     return spec
 
 

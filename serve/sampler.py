@@ -10,7 +10,7 @@ from serve.graph import GraphRunner, as_float32_uniforms, graph_artifact, load_g
 from serve.metadata import ModelSpec, ServeError, artifact, read_metadata, spec_of
 from serve.names import IMAGE, LABEL, LOGITS
 from serve.runtime import ALL_CORES, RUNTIMES, check_io, feeds
-from serve.sampling import LogitsFn, SamplingError, check_labels, check_request, is_integer, nll_per_image, sample_naive, uniforms
+from serve.sampling import LogitsFn, SamplingError, check_labels, check_request, is_integer, sample_naive, uniforms
 from serve.step_loader import load_step, step_artifact
 
 SAMPLERS = ("graph", "cached", "naive")
@@ -88,9 +88,11 @@ class Sampler:
             return self._graph_batches(u, temperature, None, 0, labels, batch_size, progress)
         if self.step is not None:
             return sample_cached(self.step, num_images=num_images, shape=self.spec.shape, seed=seed, temperature=temperature,
-                                 batch_size=batch_size, labels=labels, progress=progress, **self.layout)
+                                 batch_size=batch_size, labels=labels, progress=progress, distribution=self.spec.distribution,
+                                 **self.layout)
         return sample_naive(
             self.logits_fn,
+            distribution=self.spec.distribution,
             num_images=num_images,
             shape=self.spec.shape,
             seed=seed,
@@ -149,15 +151,15 @@ class Sampler:
         labels = check_labels(labels, len(images), self.spec.num_classes)
         if not is_integer(batch_size) or batch_size < 1:
             raise SamplingError(f"batch_size must be a positive integer, got {batch_size!r}")
-        scores = []
+        scores, distribution = [], self.spec.distribution
         for start in range(0, len(images), batch_size):
             batch = images[start : start + batch_size]
             batch_labels = None if labels is None else labels[start : start + batch_size]
-            if self.logits_fn is None:  # the step model, teacher-forced: the logits the full model gives, position by position
-                logits = teacher_forced_logits(self.step, batch, batch_labels, self.layout)
+            if self.logits_fn is None:  # the step model, teacher-forced: the head the full model gives, position by position
+                head = teacher_forced_logits(self.step, batch, batch_labels, self.layout, distribution)
             else:
-                logits = self.logits_fn(batch.astype(np.float32), batch_labels)
-            scores.append(nll_per_image(logits, batch))
+                head = self.logits_fn(batch.astype(np.float32), batch_labels)
+            scores.append(distribution.nll_per_image(head, batch))
         return np.concatenate(scores)
 
     def log_prob(self, images, labels=None) -> np.ndarray:
@@ -186,7 +188,8 @@ def model_logits_fn(entry: dict, path: str, spec: ModelSpec, threads: int | None
         raise ServeError(f"{path}: metadata says num_classes={spec.num_classes} but {'names' if LABEL in inputs else 'lacks'} a label input")
     runner = RUNTIMES[entry["kind"]](path, ALL_CORES if threads is None else threads)
     image, label, output = inputs[IMAGE], inputs.get(LABEL), outputs[LOGITS]
-    check_io(runner, path, {image: list(spec.shape)} | ({label: []} if conditional else {}), {output: [*spec.shape, spec.levels]})
+    head = [spec.height, spec.width, *spec.distribution.head_shape]
+    check_io(runner, path, {image: list(spec.shape)} | ({label: []} if conditional else {}), {output: head})
 
     def logits_fn(images, labels):
         return runner(feeds({image: images}, labels, conditional, label))[output]

@@ -5,7 +5,8 @@ from typing import Callable
 
 import numpy as np
 
-# logits_fn(images float32 (B, H, W, C) of level indices, labels int32 (B,) or None) -> logits (B, H, W, C, levels)
+# logits_fn(images float32 (B, H, W, C) of level indices, labels int32 (B,) or None) -> the output head
+# (B, H, W, *head_shape): softmax's logits (B, H, W, C, levels), a mixture's parameters (B, H, W, F)
 LogitsFn = Callable[[np.ndarray, "np.ndarray | None"], np.ndarray]
 
 MAX_IMAGES = 100_000
@@ -66,12 +67,12 @@ def check_labels(labels, num_images: int, num_classes: int) -> np.ndarray | None
     return np.broadcast_to(values.astype(np.int64), (num_images,)).astype(np.int32)
 
 
-def check_step_output(what: str, features, logits: np.ndarray, num_layers: int, channels: int) -> None:
-    """A cached step must give one feature map per layer but the last and (batch, channels, levels) logits."""
-    if len(features) != num_layers - 1 or logits.shape[1] != channels:
+def check_step_output(what: str, features, head: np.ndarray, num_layers: int, head_shape: tuple[int, ...]) -> None:
+    """A cached step must give one feature map per layer but the last and the output head (batch, *head_shape)."""
+    if len(features) != num_layers - 1 or tuple(head.shape[1:]) != tuple(head_shape):
         raise SamplingError(
-            f"{what} gave {len(features)} feature maps and logits {logits.shape}; expected "
-            f"{num_layers - 1} and (batch, {channels}, levels): does it match the model config?"
+            f"{what} gave {len(features)} feature maps and a head {head.shape}; expected "
+            f"{num_layers - 1} and (batch, {', '.join(map(str, head_shape))}): does it match the model config?"
         )
 
 
@@ -109,6 +110,7 @@ def nll_per_image(logits: np.ndarray, images: np.ndarray) -> np.ndarray:
 def sample_naive(
     logits_fn: LogitsFn,
     *,
+    distribution,
     num_images: int,
     shape: tuple[int, int, int],
     seed: int = 0,
@@ -117,8 +119,10 @@ def sample_naive(
     labels: np.ndarray | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> np.ndarray:
-    """Draw images with one full forward pass per sub-pixel; returns uint8 level indices (N, H, W, C).
+    """Draw images with one full forward pass per sub-pixel (per pixel when the distribution's one head serves all
+    of a pixel's channels); returns uint8 level indices (N, H, W, C).
 
+    distribution: the output's serve.distributions.Distribution, which draws each sub-pixel from the head.
     progress(n) is called after each sub-pixel step with the number of images that step advanced.
     """
     check_request(num_images, temperature, batch_size)
@@ -133,8 +137,9 @@ def sample_naive(
         for i in range(height):
             for j in range(width):
                 for c in range(channels):
-                    logits = logits_fn(batch, batch_labels)
-                    batch[:, i, j, c] = draw(logits[:, i, j, c], u[start:stop, i, j, c], temperature)
+                    if c == 0 or distribution.channel_masks:
+                        head = logits_fn(batch, batch_labels)[:, i, j]
+                    batch[:, i, j, c] = distribution.draw(head, c, batch[:, i, j, :c], u[start:stop, i, j, c], temperature)
                     if progress:
                         progress(stop - start)
     return images.astype(np.uint8)

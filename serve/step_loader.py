@@ -65,7 +65,7 @@ def load_step(meta: dict, export_dir: str, backend: str, spec: ModelSpec, thread
         path = checked_path(_parts(entry, [NUMPY_PART], where)[NUMPY_PART], export_dir, f"step {backend}")
         params = read_npz(path)
         head = tuple(params["head_kernel"].shape) if "head_kernel" in params else None
-        if architecture.param_layers(params) != layout["num_layers"] or head != (layout["filters"], spec.channels * spec.levels):
+        if architecture.param_layers(params) != layout["num_layers"] or head != (layout["filters"], spec.distribution.features):
             raise ServeError(f"{path}: {architecture.param_layers(params)} layers and a {head} head do not fit the step layout {layout}")
         return architecture.numpy_step(params), layout
     if kind not in RUNTIMES:

@@ -258,8 +258,8 @@ def toy_logits_fn(levels, channels, seed=0):
 def test_softmax_plugin_draws_todays_pixels_from_the_same_uniforms(channels):
     levels, shape, n, seed, temperature = 7, (3, 4, channels), 5, 11, 0.8
     logits_fn = toy_logits_fn(levels, channels)
-    expected = sample_naive(logits_fn, num_images=n, shape=shape, seed=seed, temperature=temperature)
     dist = distributions.build("softmax", channels=channels, levels=levels)
+    expected = sample_naive(logits_fn, distribution=dist, num_images=n, shape=shape, seed=seed, temperature=temperature)
     u = uniforms(n, *shape, seed)
     images = np.zeros((n,) + shape, np.float32)
     for i in range(shape[0]):

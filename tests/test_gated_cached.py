@@ -46,7 +46,7 @@ def test_steps_reproduce_the_full_model_at_every_sub_pixel(case):
     params = fold_gated_params(model, config)
     steps = {"numpy": numpy_gated_step(params), "keras": keras_sampler(model, config, "cached").step}
     for name, step in steps.items():
-        forced = teacher_forced_logits(step, images, labels, cached_layout(config))
+        forced = teacher_forced_logits(step, images, labels, cached_layout(config), config.distribution)
         assert forced.shape == full.shape, name
         assert np.abs(forced - full).max() < 1e-4, name
 
@@ -56,7 +56,8 @@ def test_cached_draws_the_same_pixels_as_naive(case):
     channels, levels, classes = CASES[case]
     config = gated_config(channels, levels, classes)
     model = randomize(build_model(config), seed=2)
-    kwargs = dict(num_images=4, shape=(config.height, config.width, channels), seed=3, labels=labels_for(config, 4))
+    kwargs = dict(num_images=4, shape=(config.height, config.width, channels), seed=3, labels=labels_for(config, 4),
+                  distribution=config.distribution)
     naive = sample_naive(keras_logits_fn(model, bool(classes)), **kwargs)
     # The shared entry point dispatches on the layout's architecture, as serve.Sampler calls it.
     cached = sample_cached(numpy_gated_step(fold_gated_params(model, config)), **kwargs, **cached_layout(config))
@@ -84,7 +85,8 @@ def test_kernel_one_has_no_cached_path():
         step_params(build_model(config), config)
     params = fold_gated_params(build_model(gated_config()), gated_config())
     with pytest.raises(SamplingError, match="kernel_size >= 3"):
-        sample_cached(numpy_gated_step(params), num_images=1, shape=(6, 5, 1), **(cached_layout(gated_config()) | {"kernel_size": 1}))
+        sample_cached(numpy_gated_step(params), num_images=1, shape=(6, 5, 1), distribution=gated_config().distribution,
+                      **(cached_layout(gated_config()) | {"kernel_size": 1}))
 
 
 @pytest.fixture(scope="module")

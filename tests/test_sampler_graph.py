@@ -49,7 +49,7 @@ class Case:
 
     def loop(self, seed: int, temperature: float = 1.0) -> np.ndarray:
         return sample_cached(self.step, num_images=N, shape=self.spec.shape, seed=seed, temperature=temperature,
-                             labels=self.labels, **cached_layout(self.config))
+                             labels=self.labels, distribution=self.config.distribution, **cached_layout(self.config))
 
     def uniforms(self, seed: int) -> np.ndarray:
         return as_float32_uniforms(uniforms(N, *self.spec.shape, seed))

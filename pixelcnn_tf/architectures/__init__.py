@@ -19,6 +19,9 @@ def get(name: str) -> Architecture:
 
 
 def register_layers() -> None:
-    """Import every network module, registering its serializable layers (for keras.saving.load_model)."""
+    """Import every network module, registering its serializable layers, and the distributions' Keras loss (a
+    compiled checkpoint names it): what keras.saving.load_model needs."""
+    import pixelcnn_tf.distributions.base  # noqa: F401  registers DistributionLoss
+
     for record in ARCHITECTURES.values():
         record.module("network")

@@ -10,9 +10,8 @@ import tensorflow as tf
 
 from pixelcnn_tf.config import ModelConfig
 from pixelcnn_tf.run.losses import bits_per_dim, nats_per_image
-from pixelcnn_tf.model import architecture, cached_layout, has_step_model, step_params
+from pixelcnn_tf.model import architecture, cached_layout, has_step_model, model_spec, step_params
 from pixelcnn_tf.run.folder import BOARD_DIR  # noqa: F401  (re-exported: where a run's event files go)
-from serve.metadata import ModelSpec
 from serve.sampler import Sampler
 from serve.sampling import to_grid
 
@@ -26,7 +25,7 @@ def numpy_cached_sampler(model: keras.Model, config: ModelConfig) -> Sampler:
     numpy rather than Keras step models: building those inside model.fit would create variables under the
     training's tf.distribute strategy, which on several workers waits for the others to create them too.
     """
-    spec = ModelSpec(config.height, config.width, config.channels, config.levels, config.num_classes)
+    spec = model_spec(config)
     step = architecture(config).serving.numpy_step(step_params(model, config))
     return Sampler(None, spec, "numpy", step=step, layout=cached_layout(config))
 

@@ -17,7 +17,7 @@ import tempfile
 import zipfile
 
 from pixelcnn_tf import faults
-from pixelcnn_tf.config import CONFIG_FILE, TrainConfig, load_config, to_dict
+from pixelcnn_tf.config import CONFIG_FILE, ModelConfig, TrainConfig, load_config, to_dict
 from pixelcnn_tf.errors import UserError
 from pixelcnn_tf.files import replacing, temporary_name, write_json_atomic
 from pixelcnn_tf.run.losses import PLOT_TMP, TABLE_FILES, read_rows, with_row, write_tables
@@ -87,10 +87,15 @@ def config_differences(old: dict, new: dict) -> list[str]:
     return [f"{key} {old.get(key)!r} -> {new.get(key)!r}" for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
 
 
+def stamped_model(stamp: dict) -> dict:
+    """The model config stamped into a checkpoint; a setting newer than it (output, mixtures) had its default."""
+    return {**to_dict(ModelConfig()), **stamp["model"]}
+
+
 def check_model_matches(stamp: dict | None, config: TrainConfig, where: str) -> None:
     """The whole model config stamped into a checkpoint must equal its config.json's (stamp-less checkpoints: see Keras)."""
     if stamp and "model" in stamp:
-        differences = config_differences(stamp["model"], to_dict(config.model))
+        differences = config_differences(stamped_model(stamp), to_dict(config.model))
         if differences:
             raise UserError(f"checkpoint {where} does not match its {CONFIG_FILE}: {', '.join(differences)}")
 
@@ -233,7 +238,7 @@ class RunFolder:
         stamp = read_stamp(model_path) if os.path.exists(model_path) else None
         if os.path.exists(config_path):
             old = load_config(path)
-            before = dict(stamp["model"]) if stamp and "model" in stamp else to_dict(old.model)
+            before = stamped_model(stamp) if stamp and "model" in stamp else to_dict(old.model)
             # The optimizer's state is part of a run too: with or without averages it is another set of variables.
             before.update(dataset=old.dataset, ema_decay=old.ema_decay)
             now = dict(to_dict(self.config.model), dataset=self.config.dataset, ema_decay=self.config.ema_decay)

@@ -26,6 +26,7 @@ from pixelcnn_tf.model import build_model, train_jit
 from pixelcnn_tf.run.folder import BOARD_DIR, MODEL_FILE, RunFolder
 from pixelcnn_tf.distribute.strategy import make_strategy
 from pixelcnn_tf.distribute.watchdog import deadline
+from pixelcnn_tf.distributions import tf_distribution
 
 
 def cpu_has_bf16() -> bool:
@@ -98,15 +99,17 @@ def learning_rate_for(config: TrainConfig, steps_per_epoch: int):
     return keras.optimizers.schedules.CosineDecay(config.learning_rate, config.epochs * steps_per_epoch, alpha=0.05)
 
 
-def compile_model(model: keras.Model, learning_rate, ema_decay: float = 0.0, jit_compile: bool | str = "auto") -> keras.Model:
-    """Adam; with ema_decay > 0 it also keeps an exponential moving average of the weights (Keras's use_ema).
+def compile_model(model: keras.Model, model_config, learning_rate, ema_decay: float = 0.0,
+                  jit_compile: bool | str = "auto") -> keras.Model:
+    """Adam on the output distribution's NLL (nats per sub-pixel); with ema_decay > 0 it also keeps an exponential
+    moving average of the weights (Keras's use_ema).
 
     jit_compile: XLA for the train step; training passes its architecture's measured choice (model.train_jit).
     """
     averaging = dict(use_ema=True, ema_momentum=ema_decay) if ema_decay else {}
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate, **averaging),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        loss=tf_distribution(model_config.distribution).loss(),
         jit_compile=jit_compile,
     )
     return model
@@ -207,7 +210,7 @@ def _fit(config: TrainConfig, run: RunFolder, strategy, verbose, extra_callbacks
             model = build_model(config.model)
             if strategy.num_replicas_in_sync > 1:
                 synchronize_batchnorm(model)
-            model = compile_model(model, learning_rate_for(config, steps_per_epoch), config.ema_decay,
+            model = compile_model(model, config.model, learning_rate_for(config, steps_per_epoch), config.ema_decay,
                                   train_jit(config.model, config.precision))
             model.optimizer.build(model.trainable_variables)  # now, in the scope: not inside a replica's step
             if run.epochs_done:

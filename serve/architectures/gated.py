@@ -14,7 +14,7 @@ from serve.architectures.record import Chooser, StepArchitecture
 #   windows[0] float32 (B, k//2+1, C): level indices of the current row, columns j-k//2..j (the centre's later
 #   channels are ignored); windows[l] (B, k//2+1, F): layer l-1's horizontal outputs there (centre ignored: the
 #   step recomputes it). aboves[l] (B, 2F): the row step's link term for this column. labels int32 (B,) or None.
-#   features[l] (B, F): layer l's new horizontal output (l = 0..L-2); logits (B, C, levels).
+#   features[l] (B, F): layer l's new horizontal output (l = 0..L-2); logits (B, *head_shape), the output head.
 PixelFn = Callable[[Sequence[np.ndarray], Sequence[np.ndarray], "np.ndarray | None"], "tuple[list, np.ndarray]"]
 # row(bands, labels) -> (verticals, aboves): the vertical stack over a finished row i.
 #   bands[0] float32 (B, k//2+1, W+2*(k//2), C): image rows i-k//2..i padded; bands[l] (B, k//2, W+2*(k//2), F):
@@ -39,6 +39,7 @@ def run_gated(
     kernel_size: int,
     filters: int,
     levels: int,
+    distribution,
     choose: Chooser,
     batch: int,
     labels: np.ndarray | None,
@@ -62,10 +63,12 @@ def run_gated(
     for i in range(height):
         for j in range(width):
             for c in range(channels):
-                windows = [image[:, i + pad, j : j + pad + 1]] + [h[:, j : j + pad + 1] for h in horizontals]
-                features, logits = step.pixel(windows, [a[:, j] for a in aboves], labels)
-                check_step_output("pixel step", features, logits, num_layers, channels)
-                level = choose(i, j, c, logits[:, c])
+                if c == 0 or distribution.channel_masks:  # else the pixel's one head serves all its channels
+                    windows = [image[:, i + pad, j : j + pad + 1]] + [h[:, j : j + pad + 1] for h in horizontals]
+                    features, head = step.pixel(windows, [a[:, j] for a in aboves], labels)
+                    head = head.reshape(batch, *distribution.head_shape)  # the numpy step's is flat
+                    check_step_output("pixel step", features, head, num_layers, distribution.head_shape)
+                level = choose(i, j, c, head, out[:, i, j, :c])
                 out[:, i, j, c] = level
                 image[:, i + pad, j + pad, c] = level
                 for cache, feature in zip(horizontals, features):
@@ -122,7 +125,7 @@ def numpy_gated_step(params: dict) -> GatedStep:
                 features.append(x)
         hidden = np.maximum(np.maximum(skip, 0.0) @ p["final_kernel"] + p["final_bias"], 0.0)
         logits = hidden @ p["head_kernel"] + p["head_bias"]
-        return features, logits.reshape(batch, windows[0].shape[-1], -1)
+        return features, logits  # (B, head features): the loop shapes it
 
     def row(bands, labels):
         labels = labels_for(labels)

@@ -6,9 +6,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-# choose(i, j, c, logits (B, levels)) -> the levels (B,) written at sub-pixel (i, j, c): a draw when sampling,
-# the image's own levels when teacher-forcing (serve.cached.teacher_forced_logits).
-Chooser = Callable[[int, int, int, np.ndarray], np.ndarray]
+# choose(i, j, c, head (B, *head_shape), earlier (B, c)) -> the levels (B,) written at sub-pixel (i, j, c), given the
+# pixel's channels before c: a draw when sampling, the image's own levels when teacher-forcing
+# (serve.cached.teacher_forced_logits).
+Chooser = Callable[[int, int, int, np.ndarray, np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,8 @@ class StepArchitecture:
     name: str
     parts: tuple[str, ...]  # the exported step models, in order: one file per part and runtime
     min_kernel_size: int  # smaller kernels have no cached sampling (the naive sampler still works)
-    # loop(step, *, shape, num_layers, kernel_size, filters, levels, choose, batch, labels, progress) -> uint8 images
+    # loop(step, *, shape, num_layers, kernel_size, filters, levels, distribution, choose, batch, labels, progress)
+    # -> uint8 images; the step runs once per sub-pixel (distribution.channel_masks) or once per pixel
     loop: Callable[..., np.ndarray]
     numpy_step: Callable[[dict], Any]  # fold params (np.load of step_params.npz) -> step
     # from_runners({part: runner}, num_layers, conditional) -> step

@@ -12,7 +12,7 @@ from serve.architectures.record import Chooser, StepArchitecture
 
 # step_fn(windows, labels) -> (features, logits): windows[0] float32 (B, k//2+1, k, C) of level indices,
 # windows[l] float32 (B, k//2+1, k, F) of layer l-1's outputs; labels int32 (B,) or None.
-# features[l] (B, F) is layer l's new output at the position (l = 0..num_layers-2); logits (B, C, levels).
+# features[l] (B, F) is layer l's new output at the position (l = 0..num_layers-2); logits (B, *head_shape).
 StepFn = Callable[[Sequence[np.ndarray], "np.ndarray | None"], "tuple[Sequence[np.ndarray], np.ndarray]"]
 PART = "step"  # the seed architecture exports one step model
 
@@ -31,8 +31,8 @@ def new_caches(batch: int, shape, num_layers: int, kernel_size: int, filters: in
 
 
 def run_seed(step_fn: StepFn, *, shape, num_layers: int, kernel_size: int, filters: int, levels: int,
-             choose: Chooser, batch: int, labels, progress=None) -> np.ndarray:
-    """The seed architecture's raster/RGB loop over one batch; choose picks each sub-pixel's level."""
+             distribution, choose: Chooser, batch: int, labels, progress=None) -> np.ndarray:
+    """The seed architecture's raster/RGB loop over one batch; choose picks each sub-pixel's level from the head."""
     height, width, channels = shape
     pad, span = kernel_size // 2, kernel_size
     caches = new_caches(batch, shape, num_layers, kernel_size, filters, levels)
@@ -40,11 +40,13 @@ def run_seed(step_fn: StepFn, *, shape, num_layers: int, kernel_size: int, filte
     for i in range(height):
         for j in range(width):
             for c in range(channels):
-                # Cache row i..i+pad, column j..j+2*pad covers image rows i-pad..i, columns j-pad..j+pad.
-                windows = [cache[:, i : i + pad + 1, j : j + span] for cache in caches]
-                features, logits = step_fn(windows, labels)
-                check_step_output("step function", features, logits, num_layers, channels)
-                level = choose(i, j, c, logits[:, c])
+                if c == 0 or distribution.channel_masks:  # else the pixel's one head serves all its channels
+                    # Cache row i..i+pad, column j..j+2*pad covers image rows i-pad..i, columns j-pad..j+pad.
+                    windows = [cache[:, i : i + pad + 1, j : j + span] for cache in caches]
+                    features, head = step_fn(windows, labels)
+                    head = head.reshape(batch, *distribution.head_shape)  # the numpy step's is flat
+                    check_step_output("step function", features, head, num_layers, distribution.head_shape)
+                level = choose(i, j, c, head, out[:, i, j, :c])
                 out[:, i, j, c] = level
                 caches[0][:, i + pad, j + pad, c] = level
                 for index, feature in enumerate(features):
@@ -86,7 +88,7 @@ def numpy_step_fn(params: dict) -> StepFn:
             x = _relu(y)
             features.append(x)
         logits = x @ head_kernel + head_bias
-        return features[:-1], logits.reshape(batch, windows[0].shape[-1], -1)
+        return features[:-1], logits  # (B, head features): the loop shapes it
 
     return step
 

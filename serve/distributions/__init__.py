@@ -3,9 +3,11 @@ from __future__ import annotations
 
 from serve.distributions import logistic_mixture, softmax
 from serve.distributions.base import Distribution, DistributionError, Record
+from serve.names import OUTPUT_NAMES
 
 RECORDS: dict[str, Record] = {record.name: record for record in (softmax.RECORD, logistic_mixture.RECORD)}
-DEFAULT = "softmax"
+assert tuple(RECORDS) == OUTPUT_NAMES, "serve/names.py must list this table's output distributions"
+DEFAULT = OUTPUT_NAMES[0]
 
 
 def record(name) -> Record:

@@ -107,7 +107,7 @@ def shift_down(x, name: str):
 
 def gated_layer(v, h, index: int, config: ModelConfig, label=None):
     """One layer of both stacks; returns (vertical out, horizontal out, skip contribution)."""
-    f, r, c = config.filters, config.kernel_size // 2, config.channels
+    f, r, c = config.filters, config.kernel_size // 2, config.mask_channels  # c: the masks' channel groups
     name = f"gated_{index}"
     # Vertical: a (r+1) x k window over rows i-r..i. It sees the current row (future pixels included),
     # which is harmless because the horizontal stack only ever gets it shifted one row down.
@@ -135,7 +135,7 @@ def gated_layer(v, h, index: int, config: ModelConfig, label=None):
 
 
 def build(config: ModelConfig) -> keras.Model:
-    """Gated stacks -> summed skips -> ReLU, 1x1 Mask-B conv, ReLU -> the shared levels head."""
+    """Gated stacks -> summed skips -> ReLU, 1x1 Mask-B conv, ReLU -> the output head."""
     config.validate()
     inputs = model_inputs(config)
     label = inputs.get(LABEL_INPUT) if config.num_classes else None
@@ -146,6 +146,6 @@ def build(config: ModelConfig) -> keras.Model:
         skips.append(skip)
     out = skips[0] if len(skips) == 1 else keras.layers.Add(name="skip_sum")(skips)
     out = keras.layers.ReLU(name="skip_relu")(out)
-    out = MaskedConv2D(config.filters, 1, mask_type="B", image_channels=config.channels, name="out_conv")(out)
+    out = MaskedConv2D(config.filters, 1, mask_type="B", image_channels=config.mask_channels, name="out_conv")(out)
     out = keras.layers.ReLU(name="out_relu")(out)
     return keras.Model(inputs, logits_head(out, config), name="gated_pixelcnn")

@@ -36,7 +36,7 @@ def fold(model: keras.Model, config: ModelConfig) -> dict[str, np.ndarray]:
     indices (the Rescaling folded in). Then final_kernel/bias (the ReLU'd 1x1 out_conv) and head_kernel/bias.
     """
     scale, offset = folded_rescaling(model, config)
-    r, c = config.kernel_size // 2, config.channels
+    r, c = config.kernel_size // 2, config.mask_channels  # c: the masks' channel groups
     params: dict[str, np.ndarray] = {}
     for n in range(config.num_layers):
         name = f"gated_{n}"
@@ -90,7 +90,7 @@ def build_pixel_step_model(params: dict, config: ModelConfig) -> keras.Model:
     """The horizontal stack and head at one position (serve.architectures.gated.PixelFn as a Keras model).
 
     Inputs window_n float32 (B, k//2+1, C or F), above_n (B, 2F), label int32 (B,) when conditional;
-    outputs features_n (B, F) for n < L-1 and logits (B, C, levels).
+    outputs features_n (B, F) for n < L-1 and logits (B, *head_shape): the output head.
     """
     f, rows, L = config.filters, config.kernel_size // 2 + 1, config.num_layers
     inputs = {indexed(WINDOW, n): keras.Input((rows, config.channels if n == 0 else f), name=indexed(WINDOW, n)) for n in range(L)}
@@ -117,8 +117,8 @@ def build_pixel_step_model(params: dict, config: ModelConfig) -> keras.Model:
     s = keras.layers.Add(dtype=FLOAT32, name="skip_sum")(skips) if L > 1 else skips[0]
     s = keras.layers.ReLU(dtype=FLOAT32, name="skip_relu")(s)
     s = keras.layers.ReLU(dtype=FLOAT32, name="out_relu")(_dense(f, params["final_kernel"], params["final_bias"], "final", s))
-    logits = _dense(config.channels * config.levels, params["head_kernel"], params["head_bias"], "head", s)
-    outputs[LOGITS_OUTPUT] = keras.layers.Reshape((config.channels, config.levels), dtype=FLOAT32, name=LOGITS_OUTPUT)(logits)
+    logits = _dense(config.distribution.features, params["head_kernel"], params["head_bias"], "head", s)
+    outputs[LOGITS_OUTPUT] = keras.layers.Reshape(config.distribution.head_shape, dtype=FLOAT32, name=LOGITS_OUTPUT)(logits)
     return keras.Model(inputs, outputs, name="gated_pixel_step")
 
 

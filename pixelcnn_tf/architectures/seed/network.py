@@ -20,7 +20,7 @@ def build(config: ModelConfig) -> keras.Model:
             config.filters,
             config.kernel_size,
             mask_type="A" if index == 0 else "B",
-            image_channels=config.channels,
+            image_channels=config.mask_channels,
             use_bias=False,
             name=name,
         )(x)

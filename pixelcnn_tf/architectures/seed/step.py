@@ -36,9 +36,9 @@ def fold(model: keras.Model, config: ModelConfig) -> dict[str, np.ndarray]:
       Layer 0 reads raw level indices (Rescaling folded in too); layers >= 1 have the centre tap zeroed, because the
       centre is this step's fresh activation, applied through centre_l: (F, F) (Mask B, BN-scaled).
     bias_l: (F,) BN shift (and, for layer 0, the Rescaling offset); embedding_l: (classes, F) BN-scaled label bias.
-    head_kernel: (F, C*levels), head_bias: (C*levels,). np.savez / np.load round-trips it for serve's numpy_step_fn.
+    head_kernel: (F, head features), head_bias: (head features,) of the output distribution. np.savez / np.load round-trips it for serve's numpy_step_fn.
     """
-    k, pad, channels = config.kernel_size, config.kernel_size // 2, config.channels
+    k, pad, channels = config.kernel_size, config.kernel_size // 2, config.mask_channels  # the masks' groups
     scale, offset = folded_rescaling(model, config)
     params: dict[str, np.ndarray] = {}
     for index in range(config.num_layers):
@@ -79,7 +79,7 @@ def step_models(params: dict[str, np.ndarray], config: ModelConfig) -> dict[str,
     Float32 whatever the global dtype policy (mixed-precision checkpoints too). Inputs: window_0 float32 (B, k//2+1, k, C) level indices (outside the image: (levels-1)/2); window_l, l >= 1,
     float32 (B, k//2+1, k, filters) of layer l-1's cached outputs (outside the image: 0; the centre and the taps
     right of it are ignored); label int32 (B,) when conditional.
-    Outputs: features_l (B, filters) for l in 0..num_layers-2, and logits (B, C, levels) for all channels.
+    Outputs: features_l (B, filters) for l in 0..num_layers-2, and logits (B, *head_shape): the output head.
     """
     k, r, f = config.kernel_size, config.kernel_size // 2 + 1, config.filters
     inputs = {indexed(WINDOW, 0): keras.Input((r, k, config.channels), name=indexed(WINDOW, 0))}
@@ -106,8 +106,8 @@ def step_models(params: dict[str, np.ndarray], config: ModelConfig) -> dict[str,
         x = keras.layers.ReLU(dtype=FLOAT32, name=indexed(FEATURES, index))(x)
         if index < config.num_layers - 1:
             outputs[indexed(FEATURES, index)] = x
-    head = keras.layers.Dense(config.channels * config.levels, dtype=FLOAT32, name="head")
+    head = keras.layers.Dense(config.distribution.features, dtype=FLOAT32, name="head")
     logits = head(x)
     head.set_weights([params["head_kernel"], params["head_bias"]])
-    outputs[LOGITS_OUTPUT] = keras.layers.Reshape((config.channels, config.levels), dtype=FLOAT32, name=LOGITS_OUTPUT)(logits)
+    outputs[LOGITS_OUTPUT] = keras.layers.Reshape(config.distribution.head_shape, dtype=FLOAT32, name=LOGITS_OUTPUT)(logits)
     return {PART: keras.Model(inputs, outputs, name="pixelcnn_step")}
