@@ -9,6 +9,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from pixelcnn_tf.config import ARCHITECTURES, LR_SCHEDULES, PRECISIONS, STRATEGIES, apply_overrides  # noqa: E402
 from pixelcnn_tf.presets import PRESETS, preset  # noqa: E402
+from serve.names import OUTPUT_NAMES  # noqa: E402
 from pixelcnn_tf.errors import ArgumentParser, UserError, import_tensorflow_quietly, run_cli  # noqa: E402
 
 # flag -> (destination in TrainConfig, type); "model." destinations go into the model config.
@@ -35,6 +36,8 @@ FLAGS = {
     "--num-layers": ("model.num_layers", int),
     "--kernel-size": ("model.kernel_size", int),
     "--filters": ("model.filters", int),
+    "--output": ("model.output", str),
+    "--mixtures": ("model.mixtures", int),
 }
 
 
@@ -60,6 +63,9 @@ def parse_args(argv):
             extra["choices"] = LR_SCHEDULES
         if flag == "--strategy":
             extra["choices"] = STRATEGIES
+        if flag == "--output":
+            extra["choices"] = OUTPUT_NAMES
+            extra["help"] = "the output distribution (default softmax; logistic_mixture takes --mixtures K): docs/distributions.md"
         parser.add_argument(flag, type=kind, dest=destination.replace(".", "__"), metavar=kind.__name__.upper(), **extra)
     return parser.parse_args(argv)
 

@@ -32,6 +32,8 @@ TRAIN_KEYS = {
         # Additions beyond the seed's keys.
         "levels": ("model.levels", int),
         "architecture": ("model.architecture", str),
+        "output": ("model.output", str),
+        "mixtures": ("model.mixtures", int),
         "learning_rate": ("learning_rate", float),
         "lr_schedule": ("lr_schedule", str),
         "ema_decay": ("ema_decay", float),

@@ -7,20 +7,22 @@ import pytest
 from export.sampler import convert_sampler
 from helpers import randomize_gated, randomize_moderate
 from pixelcnn_tf.config import ModelConfig
-from pixelcnn_tf.model import architecture, build_model, cached_layout, graph_params, step_params
+from pixelcnn_tf.model import architecture, build_model, cached_layout, graph_params, model_spec, step_params
 from pixelcnn_tf.model import graph_function
 from serve.cached import sample_cached
 from serve.graph import GraphRunner, as_float32_uniforms, check_graph_request, loop_images
-from serve.metadata import ModelSpec
 from serve.runtime import RUNTIMES
 from serve.sampling import SamplingError, uniforms
 
-# name -> (architecture, channels, levels, classes): grey seed, grey gated, RGB conditional of each.
+# name -> (architecture, channels, levels, classes, mixtures): grey seed, grey gated, RGB conditional of each (softmax),
+# and RGB logistic mixtures (one head per pixel, channels coupled through the means).
 CASES = {
-    "seed-grey": ("pixelcnn", 1, 8, 0),
-    "gated-grey": ("gated", 1, 4, 0),
-    "seed-rgb-conditional": ("pixelcnn", 3, 4, 3),
-    "gated-rgb-conditional": ("gated", 3, 4, 3),
+    "seed-grey": ("pixelcnn", 1, 8, 0, None),
+    "gated-grey": ("gated", 1, 4, 0, None),
+    "seed-rgb-conditional": ("pixelcnn", 3, 4, 3, None),
+    "gated-rgb-conditional": ("gated", 3, 4, 3, None),
+    "seed-rgb-mixture": ("pixelcnn", 3, 16, 0, 3),
+    "gated-rgb-conditional-mixture": ("gated", 3, 32, 3, 2),
 }
 N = 4
 
@@ -29,16 +31,17 @@ class Case:
     """A tiny random model of one case: its config, spec, numpy loop step and graph weights."""
 
     def __init__(self, name: str):
-        name_of_architecture, channels, levels, classes = CASES[name]
+        name_of_architecture, channels, levels, classes, mixtures = CASES[name]
         gated = name_of_architecture == "gated"
         self.config = ModelConfig(architecture=name_of_architecture, height=6, width=5, channels=channels, levels=levels,
                                   num_layers=3, kernel_size=5 if gated else 3, filters=12,
-                                  num_classes=classes)
+                                  num_classes=classes, output="logistic_mixture" if mixtures else "softmax",
+                                  mixtures=mixtures)
         model = (randomize_gated if gated else randomize_moderate)(build_model(self.config), seed=2)
         c = self.config
         folded = step_params(model, c)
         self.step = architecture(c).serving.numpy_step(folded)  # the Python loop's numpy step
-        self.spec = ModelSpec(c.height, c.width, c.channels, c.levels, c.num_classes)
+        self.spec = model_spec(c)
         self.params = graph_params(folded, c)
         self.function = graph_function(self.params, c)
         self.labels = np.arange(N, dtype=np.int32) % classes if classes else None
@@ -95,7 +98,7 @@ def test_graph_draws_the_python_loops_pixels(cases, runner, name, runtime):
 
 
 @pytest.mark.parametrize("runtime", ["tf", pytest.param("tflite", marks=pytest.mark.slow)])
-@pytest.mark.parametrize("name", ["seed-rgb-conditional", "gated-grey"])
+@pytest.mark.parametrize("name", ["seed-rgb-conditional", "gated-grey", "gated-rgb-conditional-mixture"])
 def test_completion(cases, runner, name, runtime):
     case, run = cases(name), runner(name, runtime)
     u = case.uniforms(7)

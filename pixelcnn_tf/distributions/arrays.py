@@ -17,8 +17,8 @@ class TensorFlowOps:
         """log(1 + e^x) in the stable split form: tf.nn.softplus, converted with TFLite builtins, gave NaN
         log-probabilities for large arguments (tested). Each branch gets a safe argument, so neither makes an inf
         (nor a NaN gradient), and the gradient at 0 is sigmoid(0) = 1/2, not a kink's."""
-        positive = x > 0.0
-        above, below = tf.where(positive, x, 0.0), tf.where(positive, 0.0, x)
+        positive, zero = x > 0.0, tf.zeros_like(x)  # zeros of x's dtype: float64 when evaluate scores in it
+        above, below = tf.where(positive, x, zero), tf.where(positive, zero, x)
         return tf.where(positive, above + tf.math.log(1.0 + tf.exp(-above)), tf.math.log(1.0 + tf.exp(below)))
 
     abs = staticmethod(tf.abs)
