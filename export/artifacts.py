@@ -14,6 +14,7 @@ from serve.runtime import onnx_runner, tflite_runner
 
 SAVED_MODEL_DIR = "saved_model"
 SIGNATURE = "serving_default"
+ENDPOINT = "serve"  # the endpoint model.export names the forward pass; the SavedModel serves it as serving_default
 ONNX_FILE = "model.onnx"
 ONNX_OPSET = 17  # tf2onnx 1.17 refuses opset 19; 17 runs on every onnxruntime since 1.13
 MAX_SHARD_BYTES = 1_000_000  # SavedModel variable files stay small enough to ship in the repository (< 1.5 MB each)
@@ -45,6 +46,17 @@ def _file_entry(kind: str, directory: str, filename: str) -> dict:
     return {"kind": kind, "path": filename, "bytes": os.path.getsize(path), "sha256": file_sha256(path)}
 
 
+def input_signature(model) -> list:
+    """model.export's input signature of a functional model, from public API: its inputs' structure (the dict of
+    image and label), each with any batch size."""
+    import keras
+
+    def spec(tensor):
+        return keras.InputSpec(dtype=tensor.dtype, shape=(None, *tensor.shape[1:]), name=tensor.name)
+
+    return [keras.tree.map_structure(spec, model.input)]  # one positional argument: the whole structure
+
+
 def write_saved_model(model, directory: str, conditional: bool, endpoints: dict | None = None) -> dict:
     """A SavedModel whose serving_default signature (Keras's "serve" endpoint) takes image (and label), any batch.
 
@@ -52,11 +64,10 @@ def write_saved_model(model, directory: str, conditional: bool, endpoints: dict 
     signatures (the sampler graph's "sample"). Variables are sharded into files under MAX_SHARD_BYTES.
     """
     import keras
-    from keras.src.export.saved_model import DEFAULT_ENDPOINT_NAME, get_input_signature
 
     path = os.path.join(directory, SAVED_MODEL_DIR)
     archive = keras.export.ExportArchive()
-    archive.track_and_add_endpoint(DEFAULT_ENDPOINT_NAME, model, get_input_signature(model))  # what model.export does
+    archive.track_and_add_endpoint(ENDPOINT, model, input_signature(model))  # what model.export does
     for name, (trackable, function) in (endpoints or {}).items():
         archive.track(trackable)
         archive.add_endpoint(name, function)

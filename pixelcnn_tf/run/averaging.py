@@ -11,17 +11,11 @@ def uses_averaging(model: keras.Model) -> bool:
 
 
 def swap_averaged(model: keras.Model) -> None:
-    """Exchange the model's trainable weights with the optimizer's averages (Keras's own swap, so tf.distribute
-    and a LossScaleOptimizer are handled as Keras handles them)."""
-    _Swapper(model)._swap_variables()
-
-
-class _Swapper(keras.callbacks.SwapEMAWeights):
-    """SwapEMAWeights's swap, used outside model.fit (it only needs self.model)."""
-
-    def __init__(self, model: keras.Model):
-        super().__init__()
-        self.set_model(model)
+    """Exchange the model's trainable weights with the optimizer's averages: Keras's own swap, so tf.distribute and a
+    LossScaleOptimizer are handled as Keras handles them, reached through SwapEMAWeights's public hooks alone."""
+    swap = keras.callbacks.SwapEMAWeights()
+    swap.set_model(model)
+    swap.on_test_begin()  # a fresh SwapEMAWeights swaps the averages in at a test pass's start: one swap
 
 
 class AveragedWeights(keras.callbacks.SwapEMAWeights):
@@ -33,23 +27,16 @@ class AveragedWeights(keras.callbacks.SwapEMAWeights):
     averaged weights as its weights and the raw ones in the optimizer's average slots; `restore_raw` undoes
     that after a resume. After the last epoch Keras itself (finalize_variable_values) leaves the average in the
     model, as model.fit does for any optimizer with use_ema.
+
+    Only SwapEMAWeights's public hooks are used: its on_test_begin swaps the average in (inherited), and what its
+    on_test_end does (swap the raw weights back) is moved to the epoch's end.
     """
-
-    def on_epoch_begin(self, epoch, logs=None):
-        pass  # the raw weights went back at the previous epoch's end
-
-    def on_test_begin(self, logs=None):
-        if not self._ema_weights_in_model:
-            self._swap_variables()
-            self._ema_weights_in_model = True
 
     def on_test_end(self, logs=None):
         pass  # keep the average in the model for the epoch-end callbacks (CommitEpoch, TensorBoard)
 
     def on_epoch_end(self, epoch, logs=None):
-        if self._ema_weights_in_model:
-            self._swap_variables()
-            self._ema_weights_in_model = False
+        super().on_test_end(logs)  # the raw weights back (a no-op if no test pass swapped the average in)
 
 
 def restore_raw(model: keras.Model) -> None:

@@ -186,6 +186,8 @@ def train(
 def _fit(config: TrainConfig, run: RunFolder, strategy, verbose, extra_callbacks) -> keras.callbacks.History:
     task = read_task()
     name = resolve_strategy(config.strategy, task, config.tpu)
+    if name == "multiworker":
+        keras_multiworker.check()  # a Keras the patches do not fit is refused before waiting for the peers
     # A multi-worker strategy starts before any other TensorFlow op; it and the model's creation (variables start
     # from the chief's values: the first collective step) wait for every peer, without end if one is missing.
     waiting = contextlib.nullcontext()
@@ -216,8 +218,6 @@ def _fit(config: TrainConfig, run: RunFolder, strategy, verbose, extra_callbacks
             if run.epochs_done:
                 model.load_weights(os.path.join(run.path, MODEL_FILE))  # weights and optimizer state (its step count too)
                 restore_raw(model)  # a commit saved the average as the weights (AveragedWeights)
-        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-            keras_multiworker.prepare(model)
 
     callbacks = [keras.callbacks.TerminateOnNaN(), CommitEpoch(run, config.model.dims)]
     if config.tensorboard and not run.worker:
@@ -225,12 +225,15 @@ def _fit(config: TrainConfig, run: RunFolder, strategy, verbose, extra_callbacks
     callbacks += list(extra_callbacks or [])
     if config.ema_decay:
         callbacks.append(AveragedWeights())  # last: the epoch-end callbacks above read the averaged weights
+    # Keras's private trainer hooks are patched for this fit alone, and only when it runs on several workers.
+    several = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
     try:
-        # shuffle=False: the tf.data pipeline already shuffles (Keras would only warn).
-        history = model.fit(
-            train_ds, validation_data=test_ds, epochs=config.epochs, initial_epoch=run.epochs_done,
-            callbacks=callbacks, verbose=verbose, shuffle=False,
-        )
+        with keras_multiworker.patched(model) if several else contextlib.nullcontext():
+            # shuffle=False: the tf.data pipeline already shuffles (Keras would only warn).
+            history = model.fit(
+                train_ds, validation_data=test_ds, epochs=config.epochs, initial_epoch=run.epochs_done,
+                callbacks=callbacks, verbose=verbose, shuffle=False,
+            )
     except tf.errors.DataLossError as e:
         raise data.damaged(e, config.dataset) from None
     losses = history.history.get("loss", [])
