@@ -137,9 +137,10 @@ def load_sampler(path: str | None, backend: str | None, sampler: str | None = "n
 
 def default_source(default_root: str = "models") -> str | None:
     """No --checkpoint: the newest run under models/, else the shipped pretrained export (None: neither)."""
-    has_runs = os.path.isdir(default_root) and any(
-        os.path.isfile(os.path.join(default_root, name, "model.keras")) for name in os.listdir(default_root)
-    )
+    from pixelcnn_tf.run_aside import holds_run
+
+    # holds_run: a run an --overwrite was killed in still holds its old run (aside), and it is sampled, not skipped.
+    has_runs = os.path.isdir(default_root) and any(holds_run(os.path.join(default_root, name)) for name in os.listdir(default_root))
     if not has_runs and os.path.isfile(os.path.join(PRETRAINED, "metadata.json")):
         print(f"generate.py: note: no trained run under {default_root}/; sampling the shipped {PRETRAINED}", file=sys.stderr)
         return PRETRAINED

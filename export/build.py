@@ -18,6 +18,7 @@ from pixelcnn_tf.config import TrainConfig, to_dict
 from pixelcnn_tf.errors import UserError, first_line
 from pixelcnn_tf.files import write_json_atomic
 from pixelcnn_tf.generation import keras_logits_fn
+from pixelcnn_tf.run_aside import run_name
 from pixelcnn_tf.model import build_model, graph_params, has_sampler_graph, step_params
 from pixelcnn_tf.sampler_export import GraphModule
 from serve.metadata import FORMAT, FORMAT_VERSION, METADATA_FILE, RUNTIMES, file_sha256
@@ -47,7 +48,7 @@ def metadata(config: TrainConfig, run_dir: str, artifacts: dict, step: dict | No
         "dataset": config.dataset,
         "model_config": to_dict(m),
         # The run's name, not its path: an absolute path of the training machine means nothing where the export goes.
-        "source": {"run": os.path.basename(os.path.normpath(os.path.abspath(run_dir))), "model_file": MODEL_FILE,
+        "source": {"run": run_name(run_dir), "model_file": MODEL_FILE,
                    "model_sha256": file_sha256(os.path.join(run_dir, MODEL_FILE))},
         "pixelcnn_tf_version": pixelcnn_tf.__version__,
         "artifacts": artifacts,
