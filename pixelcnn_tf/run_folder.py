@@ -20,7 +20,7 @@ from pixelcnn_tf.errors import UserError
 from pixelcnn_tf.files import replacing, temporary_name, write_json_atomic
 from pixelcnn_tf.losses import PLOT_TMP, TABLE_FILES, read_rows, with_row, write_tables
 from pixelcnn_tf.run_aside import (  # noqa: F401  (the file names are re-exported)
-    ASIDE, BOARD_DIR, LOCK_FILE, MODEL_FILE, has_aside, holds_run, move_aside, readable_run, remove, settle_aside,
+    ASIDE, BOARD_DIR, LOCK_FILE, MODEL_FILE, has_aside, move_aside, readable_run, remove, settle_aside,
 )
 
 MODEL_TMP = "model.tmp.keras"
