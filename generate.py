@@ -8,7 +8,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from pixelcnn_tf.errors import ArgumentParser, UserError, import_tensorflow_quietly, run_cli  # noqa: E402
 
-
 # Shipped with the repository, so a fresh clone can sample before training anything.
 PRETRAINED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pretrained", "gated_mnist")
 TENSORFLOW_BACKENDS = ("keras", "savedmodel")
@@ -106,8 +105,8 @@ def load_sampler(path: str | None, backend: str | None, sampler: str | None = "n
         if precheck:
             precheck(config.model.height, config.model.num_classes)
         import_tensorflow_quietly()
-        from pixelcnn_tf.run.checkpoints import load_checkpoint
         from pixelcnn_tf.generation import keras_sampler
+        from pixelcnn_tf.run.checkpoints import load_checkpoint
 
         model, config, run_dir = load_checkpoint(path)
         keras = keras_sampler(model, config.model, sampler or "cached")
@@ -137,9 +136,10 @@ def load_sampler(path: str | None, backend: str | None, sampler: str | None = "n
 
 def default_source(default_root: str = "models") -> str | None:
     """No --checkpoint: the newest run under models/, else the shipped pretrained export (None: neither)."""
-    has_runs = os.path.isdir(default_root) and any(
-        os.path.isfile(os.path.join(default_root, name, "model.keras")) for name in os.listdir(default_root)
-    )
+    from pixelcnn_tf.run.aside import holds_run
+
+    # holds_run: a run an --overwrite was killed in still holds its old run (aside), and it is sampled, not skipped.
+    has_runs = os.path.isdir(default_root) and any(holds_run(os.path.join(default_root, name)) for name in os.listdir(default_root))
     if not has_runs and os.path.isfile(os.path.join(PRETRAINED, "metadata.json")):
         print(f"generate.py: note: no trained run under {default_root}/; sampling the shipped {PRETRAINED}", file=sys.stderr)
         return PRETRAINED
@@ -173,10 +173,9 @@ def _main(argv) -> int:
     if args.label is not None and args.label != "all" and not args.label.strip().lstrip("-").isdigit():
         raise UserError(f"--label must be a class id or 'all', got {args.label!r}")
 
+    from pixelcnn_tf.png import write_png
     from serve import SamplingError, ServeError
     from serve.sampling import check_request, check_seed, to_grid
-
-    from pixelcnn_tf.png import write_png
 
     try:
         check_request(num_images, args.temperature, args.batch_size)  # before minutes of model loading

@@ -8,9 +8,9 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from pixelcnn_tf.config import ARCHITECTURES, LR_SCHEDULES, PRECISIONS, STRATEGIES, apply_overrides  # noqa: E402
+from pixelcnn_tf.errors import ArgumentParser, UserError, import_tensorflow_quietly, run_cli  # noqa: E402
 from pixelcnn_tf.presets import PRESETS, preset  # noqa: E402
 from serve.names import OUTPUT_NAMES  # noqa: E402
-from pixelcnn_tf.errors import ArgumentParser, UserError, import_tensorflow_quietly, run_cli  # noqa: E402
 
 # flag -> (destination in TrainConfig, type); "model." destinations go into the model config.
 FLAGS = {
@@ -73,8 +73,8 @@ def parse_args(argv):
 def build_config(args):
     """The TrainConfig of the arguments, validated (no TensorFlow needed)."""
     from pixelcnn_tf.datasets.catalog import dataset_spec
-    from pixelcnn_tf.run.footprint import check_fits
     from pixelcnn_tf.ini import read_train_ini
+    from pixelcnn_tf.run.footprint import check_fits
 
     config = preset(args.preset)
     if args.config:

@@ -35,9 +35,9 @@ def parse_args(argv):
 
 def samplers(args, export_dir: str):
     """name -> Sampler for each requested backend (keras from the checkpoint, the rest from the export)."""
-    from pixelcnn_tf.run.checkpoints import load_checkpoint
     from export.savedmodel import savedmodel_sampler
     from pixelcnn_tf.generation import keras_sampler
+    from pixelcnn_tf.run.checkpoints import load_checkpoint
     from serve import Sampler
     from serve.metadata import read_metadata
 

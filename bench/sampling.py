@@ -82,9 +82,9 @@ def main(argv=None) -> int:
     import keras
     import tensorflow as tf
 
-    from pixelcnn_tf.presets import preset
     from pixelcnn_tf.generation import keras_logits_fn
     from pixelcnn_tf.model import build_model
+    from pixelcnn_tf.presets import preset
 
     m = preset(args.preset).model
     model = build_model(m)  # random weights: timing does not depend on them

@@ -30,8 +30,8 @@ def main(argv=None) -> int:
         value = getattr(args, name)
         if value is not None and value < (0 if name == "warmup" else 1):
             parser.error(f"--{name.replace('_', '-')} must be {'>= 0' if name == 'warmup' else 'positive'}, got {value}")
-    from pixelcnn_tf.presets import preset
     from pixelcnn_tf.errors import UserError
+    from pixelcnn_tf.presets import preset
 
     try:
         config = preset(args.preset)  # a bad name fails here, before TensorFlow is imported

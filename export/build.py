@@ -8,19 +8,20 @@ import tensorflow as tf
 
 import pixelcnn_tf
 from export.artifacts import ExportFailed, representative_dataset, write_onnx, write_saved_model, write_tflite
+from export.graph_module import GraphModule
 from export.parity import format_report, parity_report
 from export.publish import WorkFolder, check_destination, remove_stale
 from export.sampler import format_sampler_parity, sampler_parity, write_sampler
 from export.step import step_parity, write_step
 from pixelcnn_tf import faults
-from pixelcnn_tf.datasets import pipeline as data
-from pixelcnn_tf.run.checkpoints import MODEL_FILE, float32_model, load_checkpoint
 from pixelcnn_tf.config import TrainConfig, to_dict
+from pixelcnn_tf.datasets import pipeline as data
 from pixelcnn_tf.errors import UserError, first_line
 from pixelcnn_tf.files import write_json_atomic
 from pixelcnn_tf.generation import keras_logits_fn
 from pixelcnn_tf.model import build_model, graph_params, has_sampler_graph, step_params
-from export.graph_module import GraphModule
+from pixelcnn_tf.run.aside import run_name
+from pixelcnn_tf.run.checkpoints import MODEL_FILE, float32_model, load_checkpoint
 from serve.metadata import FORMAT, FORMAT_VERSION, METADATA_FILE, RUNTIMES, file_sha256
 from serve.names import SAMPLE_SIGNATURE
 
@@ -52,7 +53,7 @@ def metadata(config: TrainConfig, run_dir: str, artifacts: dict, step: dict | No
         "dataset": config.dataset,
         "model_config": to_dict(m),
         # The run's name, not its path: an absolute path of the training machine means nothing where the export goes.
-        "source": {"run": os.path.basename(os.path.normpath(os.path.abspath(run_dir))), "model_file": MODEL_FILE,
+        "source": {"run": run_name(run_dir), "model_file": MODEL_FILE,
                    "model_sha256": file_sha256(os.path.join(run_dir, MODEL_FILE))},
         "pixelcnn_tf_version": pixelcnn_tf.__version__,
         "artifacts": artifacts,

@@ -13,8 +13,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from pixelcnn_tf.config import to_dict  # noqa: E402
 from pixelcnn_tf.errors import ArgumentParser, UserError, import_tensorflow_quietly, run_cli  # noqa: E402
 from pixelcnn_tf.files import write_json_atomic  # noqa: E402
-from pixelcnn_tf.run.losses import read_rows  # noqa: E402
 from pixelcnn_tf.run.folder import inspect_checkpoint  # noqa: E402
+from pixelcnn_tf.run.losses import read_rows  # noqa: E402
 
 SLICE = 1000  # the first test images a test re-measures through the exports (the whole split is too slow for CI)
 EVALUATE = "python -m pixelcnn_tf.evaluate --checkpoint {run} [--weights raw] [--examples 1000]"
@@ -34,8 +34,8 @@ def machine() -> str:
 
 def record(run_dir: str, export_dir: str, recipe: str) -> dict:
     import_tensorflow_quietly()
-    from pixelcnn_tf.run.checkpoints import float32_model, load_checkpoint
     from pixelcnn_tf.evaluate import evaluate
+    from pixelcnn_tf.run.checkpoints import float32_model, load_checkpoint
 
     model, config, run_dir = load_checkpoint(run_dir)
     model = float32_model(model, config)  # scored as the exports compute

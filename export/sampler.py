@@ -7,8 +7,8 @@ import shutil
 import numpy as np
 
 from export.artifacts import ONNX_OPSET, ExportFailed, convert_onnx, convert_tflite
-from pixelcnn_tf.config import ModelConfig
 from export.graph_module import contract, save_graph
+from pixelcnn_tf.config import ModelConfig
 from serve.graph import GRAPH_KEY, GraphRunner, as_float32_uniforms, load_graph, loop_images
 from serve.metadata import RUNTIMES, ServeError, file_sha256, spec_of
 from serve.names import SAMPLE_SIGNATURE

@@ -12,7 +12,7 @@ import shutil
 import keras
 import numpy as np
 
-from export.artifacts import ExportFailed, ONNX_OPSET, SIGNATURE, convert_onnx, convert_tflite
+from export.artifacts import ONNX_OPSET, SIGNATURE, ExportFailed, convert_onnx, convert_tflite
 from export.parity import TOLERANCES
 from pixelcnn_tf.config import ModelConfig
 from pixelcnn_tf.model import architecture, cached_layout, has_step_model

@@ -8,7 +8,7 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from pixelcnn_tf.errors import ArgumentParser, UserError, import_tensorflow_quietly, run_cli  # noqa: E402
+from pixelcnn_tf.errors import ArgumentParser, UserError, first_line, import_tensorflow_quietly, run_cli  # noqa: E402
 from pixelcnn_tf.files import check_output_file, write_json_atomic  # noqa: E402
 from pixelcnn_tf.run.folder import check_averaged, inspect_checkpoint  # noqa: E402
 from serve.metadata import is_export_dir, read_metadata  # noqa: E402
@@ -23,7 +23,8 @@ def parse_args(argv):
     parser.add_argument("--split", default="test", help="tfds split, e.g. test, train, test[:1000] (default: test)")
     parser.add_argument("--batch-size", type=int, default=144, help="images per forward pass (default 144)")
     parser.add_argument("--examples", type=int, help="score only the first N images of the split (default: all)")
-    parser.add_argument("--data-dir", help="TFDS data directory (default: the run's, then TFDS_DATA_DIR)")
+    parser.add_argument("--data-dir", help="TFDS data directory (default: the run's, then TFDS_DATA_DIR); an export of a "
+                        "binarized MNIST model reads --split test from data/ instead (no TensorFlow)")
     parser.add_argument("--out", help="also write the results as JSON here")
     parser.add_argument(
         "--weights", choices=("saved", "raw"), default="saved",
@@ -89,8 +90,10 @@ def evaluate_export(export_dir: str, backend: str = "onnx", *, split: str = "tes
                     examples: int | None = None, data_dir=None) -> dict:
     """Score an export through serve.Sampler.nll (onnxruntime, LiteRT or numpy): the same per-image sums as evaluate().
 
-    The images still come through tfds and tf.data: the test split's fixed binarization is TensorFlow's seeded draw.
+    The binarized MNIST test split comes from the shipped file (pixelcnn_tf.datasets.binarized_mnist, no TensorFlow); any
+    other split or dataset through tfds and tf.data, as evaluate() reads it.
     """
+    from pixelcnn_tf.datasets import binarized_mnist
     from serve import Sampler, ServeError
 
     check_options(split, batch_size, examples)
@@ -99,12 +102,33 @@ def evaluate_export(export_dir: str, backend: str = "onnx", *, split: str = "tes
         sampler = Sampler.load(export_dir, backend, sampler=None if backend == "numpy" else "naive")
     except ServeError as e:
         raise UserError(str(e)) from None
-    import_tensorflow_quietly()
+    dataset, spec = sampler.metadata.get("dataset", "mnist"), sampler.spec
+    conditional = bool(spec.num_classes)
+    if binarized_mnist.covers(dataset, spec.levels, split):
+        images, labels = binarized_mnist.load(examples)
+        started = time.perf_counter()
+        per_image = sampler.nll(images, labels if conditional else None, batch_size).tolist()
+    else:
+        started, per_image = _score_through_tensorflow(sampler, dataset, split, batch_size, examples, data_dir)
+    return summary(per_image, dataset, split, spec.levels, spec.dims, started)
+
+
+def _score_through_tensorflow(sampler, dataset: str, split: str, batch_size: int, examples, data_dir):
+    from pixelcnn_tf.datasets.binarized_mnist import SHIPPED
+
+    spec = sampler.spec
+    try:
+        import_tensorflow_quietly()
+    except ImportError as e:
+        raise UserError(
+            f"scoring {dataset} ({spec.levels} levels, split {split!r}) reads it with TensorFlow (tfds, tf.data), which "
+            f"cannot be imported here ({first_line(e)}); install it (pip install -r requirements.txt) - without it, "
+            f"evaluate scores binarized MNIST's --split test (shipped in {SHIPPED})"
+        ) from None
     import tensorflow as tf
 
     from pixelcnn_tf.datasets import pipeline as data
 
-    dataset, spec = sampler.metadata.get("dataset", "mnist"), sampler.spec
     pairs = data.load_split(dataset, split, levels=spec.levels, data_dir=data_dir, take=examples).batch(batch_size)
     started = time.perf_counter()
     per_image = []
@@ -113,7 +137,7 @@ def evaluate_export(export_dir: str, backend: str = "onnx", *, split: str = "tes
             per_image.extend(sampler.nll(images, labels if spec.num_classes else None, batch_size).tolist())
     except tf.errors.DataLossError as e:
         raise data.damaged(e, dataset) from None
-    return summary(per_image, dataset, split, spec.levels, spec.dims, started)
+    return started, per_image
 
 
 def summary(per_image: list[float], dataset: str, split: str, levels: int, dims: int, started: float) -> dict:

@@ -4,8 +4,15 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from pixelcnn_tf.model import (architecture, cached_layout, graph_params, model_spec, step_models, step_params,
-                               tf_graph_runner)
+from pixelcnn_tf.model import (
+    architecture,
+    cached_layout,
+    graph_params,
+    model_spec,
+    step_models,
+    step_params,
+    tf_graph_runner,
+)
 from serve import Sampler
 from serve.graph import GraphRunner
 from serve.names import IMAGE, LABEL, LOGITS

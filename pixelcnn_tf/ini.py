@@ -5,6 +5,7 @@ import configparser
 
 from pixelcnn_tf.errors import UserError
 
+
 def yes_no(raw: str) -> bool:
     """An INI boolean: yes/no, true/false, on/off, 1/0."""
     value = configparser.ConfigParser.BOOLEAN_STATES.get(raw.lower())

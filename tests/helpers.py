@@ -177,8 +177,7 @@ def float32_checkpoint(run_dir: str):
     train.py's precision 'auto' picks mixed_bfloat16 on a CPU with AVX512-BF16; the exports are float32 whatever the
     checkpoint, so they are compared with the float32 model (bf16 logits differ by ~1e-3).
     """
-    from pixelcnn_tf.run.checkpoints import float32_model
-    from pixelcnn_tf.run.checkpoints import load_checkpoint
+    from pixelcnn_tf.run.checkpoints import float32_model, load_checkpoint
 
     model, config, _ = load_checkpoint(run_dir)
     return float32_model(model, config), config

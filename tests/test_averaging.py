@@ -10,10 +10,10 @@ import keras
 import numpy as np
 import pytest
 
-from pixelcnn_tf.run.checkpoints import load_checkpoint
 from pixelcnn_tf.config import ModelConfig, TrainConfig
 from pixelcnn_tf.errors import UserError
 from pixelcnn_tf.evaluate import evaluate
+from pixelcnn_tf.run.checkpoints import load_checkpoint
 from pixelcnn_tf.run.training import train
 
 pytestmark = pytest.mark.slow  # every test here trains

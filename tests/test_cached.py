@@ -4,18 +4,18 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-
 from helpers import logits_of as full_logits
 from helpers import randomize as randomize_large
 from helpers import randomize_moderate, run_without_tensorflow
+
+from pixelcnn_tf.architectures.seed.step import fold as fold_step_params
 from pixelcnn_tf.config import ModelConfig
 from pixelcnn_tf.generation import compiled_runner, keras_logits_fn, keras_sampler
 from pixelcnn_tf.model import build_model, cached_layout, step_models
-from pixelcnn_tf.architectures.seed.step import fold as fold_step_params
+from serve.architectures.seed import from_runners, new_caches, numpy_step_fn
 from serve.cached import sample_cached
 from serve.runtime import onnx_runner, tflite_runner
 from serve.sampling import SamplingError, sample_naive
-from serve.architectures.seed import from_runners, new_caches, numpy_step_fn
 
 CASES = {"grey": (1, 0), "rgb": (3, 0), "rgb-conditional": (3, 4)}
 

@@ -7,13 +7,21 @@ import shutil
 
 import numpy as np
 import pytest
+from helpers import (
+    copy_export,
+    error_line,
+    export_leftovers,
+    fake_onnx,
+    fake_step_converter,
+    generate_error,
+    rewrite_metadata,
+)
 
 import generate
 from export import step as export_step
-from helpers import copy_export, error_line, export_leftovers, fake_onnx, fake_step_converter, generate_error, rewrite_metadata
-from pixelcnn_tf.run.checkpoints import load_checkpoint
 from pixelcnn_tf.config import ModelConfig
 from pixelcnn_tf.model import build_model, cached_layout
+from pixelcnn_tf.run.checkpoints import load_checkpoint
 from serve import Sampler, ServeError
 from serve.metadata import file_sha256
 

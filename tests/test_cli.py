@@ -9,11 +9,11 @@ import sys
 
 import numpy as np
 import pytest
+from helpers import ROOT, assert_one_line_error
 from PIL import Image
 
 import generate
 import train
-from helpers import ROOT, assert_one_line_error
 
 
 def test_train_writes_a_complete_run(tiny_run):

@@ -45,10 +45,10 @@ def test_train_py_sets_the_dataset_shape_and_classes():
 @pytest.mark.slow
 def test_cifar10_gated_conditional_train_checkpoint_generate(mock_tfds, tmp_path):
     """The RGB path end to end: R->G->B masks, levels per sub-pixel, labels, a 3-channel PNG of the right size."""
-    import generate
-    import train
     from PIL import Image
 
+    import generate
+    import train
     from pixelcnn_tf.run.checkpoints import load_checkpoint
 
     flags = ["--dataset", "cifar10", "--architecture", "gated", "--conditional"]

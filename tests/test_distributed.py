@@ -15,7 +15,6 @@ import zipfile
 import h5py
 import numpy as np
 import pytest
-
 from helpers import ROOT
 
 # 128 training images in global batches of 32: 4 steps an epoch, each worker's share 16 images a step. 72 test

@@ -5,8 +5,8 @@ import math
 
 import numpy as np
 import pytest
-
 from helpers import run_without_tensorflow
+
 from serve import distributions
 from serve.distributions import DistributionError
 from serve.distributions import logistic_mixture as lm

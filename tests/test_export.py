@@ -7,21 +7,21 @@ import shutil
 
 import numpy as np
 import pytest
+from helpers import error_line as cli_error_line
+from helpers import export_leftovers as leftovers
+from helpers import fake_onnx, fake_sampler_converter, fake_step_converter, float32_checkpoint
 
 import export.__main__ as export_cli
 import pixelcnn_tf
 from export import artifacts as export_artifacts
 from export import parity as export_parity
-from pixelcnn_tf.run.checkpoints import load_checkpoint
+from export.savedmodel import savedmodel_sampler
 from pixelcnn_tf.config import to_dict
 from pixelcnn_tf.datasets.pipeline import load_arrays
-from export.savedmodel import savedmodel_sampler
 from pixelcnn_tf.generation import keras_logits_fn
+from pixelcnn_tf.run.checkpoints import load_checkpoint
 from serve import Sampler
 from serve.metadata import file_sha256
-from helpers import error_line as cli_error_line
-from helpers import export_leftovers as leftovers
-from helpers import fake_onnx, fake_sampler_converter, fake_step_converter, float32_checkpoint
 
 TOLERANCES = export_parity.TOLERANCES  # per-backend limits on max |Δlogit| vs Keras, as the exporter enforces them
 
@@ -149,9 +149,9 @@ def test_roles_find_decorated_names():
 def test_mixed_precision_checkpoints_export_in_float32():
     import keras
 
-    from pixelcnn_tf.run.checkpoints import float32_model
     from pixelcnn_tf.config import TrainConfig
     from pixelcnn_tf.model import build_model
+    from pixelcnn_tf.run.checkpoints import float32_model
 
     config = TrainConfig()
     config.model.num_layers, config.model.filters, config.model.kernel_size, config.model.levels = 2, 8, 3, 4

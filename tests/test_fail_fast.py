@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import pytest
-
 from helpers import ROOT, run_without_tensorflow
 
 HEAVY = ("numpy", "tensorflow", "keras", "onnxruntime", "tf2onnx")

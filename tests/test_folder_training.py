@@ -10,13 +10,10 @@ import tarfile
 import numpy as np
 import pytest
 from PIL import Image
-
-from pixelcnn_tf.datasets import cifar_jpeg
-
-from pixelcnn_tf.datasets import pipeline as data
-
-from pixelcnn_tf.datasets import folders
 from test_folders import make_folder, write_image
+
+from pixelcnn_tf.datasets import cifar_jpeg, folders
+from pixelcnn_tf.datasets import pipeline as data
 
 pytestmark = pytest.mark.slow
 CIFAR_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")

@@ -9,11 +9,10 @@ import tarfile
 
 import numpy as np
 import pytest
+from helpers import ROOT, assert_one_line_error, run_without_tensorflow
 from PIL import Image
 
-from helpers import ROOT, assert_one_line_error, run_without_tensorflow
-from pixelcnn_tf.datasets import cifar_jpeg
-from pixelcnn_tf.datasets import folders
+from pixelcnn_tf.datasets import cifar_jpeg, folders
 from pixelcnn_tf.datasets.catalog import dataset_spec
 from pixelcnn_tf.errors import UserError
 

@@ -8,13 +8,14 @@ import sys
 import keras
 import numpy as np
 import pytest
-
-from pixelcnn_tf.run.checkpoints import save_model
-from pixelcnn_tf.config import ModelConfig, TrainConfig, save_config
-from pixelcnn_tf.architectures.gated.network import GatedActivation, RowMaskedConv2D, gate_groups, row_mask
-from pixelcnn_tf.model import build_model
 from helpers import ROOT, logits_of
 from helpers import randomize_gated as randomize
+
+from pixelcnn_tf.architectures.gated.network import GatedActivation, RowMaskedConv2D, gate_groups, row_mask
+from pixelcnn_tf.config import ModelConfig, TrainConfig, save_config
+from pixelcnn_tf.model import build_model
+from pixelcnn_tf.run.checkpoints import save_model
+
 
 def influence(model, config: ModelConfig) -> np.ndarray:
     """influence[p, q] > 0: perturbing sub-pixel p moves the logits of sub-pixel q (generation order indices).

@@ -7,19 +7,21 @@ import shutil
 
 import numpy as np
 import pytest
+from helpers import TINY_TRAIN_FLAGS, copy_export
+from helpers import randomize_gated as randomize
+from helpers import rewrite_metadata, run_without_tensorflow
 
 import generate
-from helpers import TINY_TRAIN_FLAGS, copy_export, rewrite_metadata, run_without_tensorflow
-from helpers import randomize_gated as randomize
+from pixelcnn_tf.architectures.gated.step import fold as fold_gated_params
 from pixelcnn_tf.config import ModelConfig
 from pixelcnn_tf.errors import UserError
-from pixelcnn_tf.architectures.gated.step import fold as fold_gated_params
 from pixelcnn_tf.generation import keras_logits_fn, keras_sampler
 from pixelcnn_tf.model import build_model, cached_layout, step_params
 from serve import Sampler, ServeError
-from serve.cached import sample_cached, teacher_forced_logits
 from serve.architectures.gated import numpy_gated_step
+from serve.cached import sample_cached, teacher_forced_logits
 from serve.sampling import SamplingError, sample_naive
+
 CASES = {"grey-binary": (1, 2, 0), "rgb": (3, 8, 0), "rgb-conditional": (3, 4, 3)}
 
 

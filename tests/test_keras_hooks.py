@@ -5,11 +5,11 @@ import json
 
 import keras
 import pytest
-
 from helpers import TINY_TRAIN_FLAGS, assert_one_line_error
+
 from pixelcnn_tf.distribute import keras_multiworker
-from pixelcnn_tf.errors import UserError
 from pixelcnn_tf.distribute.keras_multiworker import BUILD, REDUCE, TRAINER, check, patched
+from pixelcnn_tf.errors import UserError
 
 trainer = __import__(TRAINER, fromlist=["TensorFlowTrainer"])  # the private module the patches rebind in
 ORIGINAL_REDUCE = getattr(trainer, REDUCE)

@@ -5,8 +5,8 @@ import json
 
 import numpy as np
 import pytest
-
 from helpers import logits_of, randomize_gated, randomize_moderate
+
 from pixelcnn_tf.config import ModelConfig
 from pixelcnn_tf.generation import keras_logits_fn
 from pixelcnn_tf.model import architecture, build_model, cached_layout, model_spec, step_params
@@ -109,13 +109,14 @@ def test_mixture_nll_from_keras_equals_serves():
 def test_an_rgb_mixture_trains_exports_and_draws_the_same_pixels_everywhere(tmp_path, monkeypatch, capsys):
     """train.py --output logistic_mixture on an RGB folder, then the export: every backend and sampler draws the
     Keras model's pixels, scores its NLL, and the exported head is causal at the pixel level."""
+    from test_folders import make_folder
+
     import export.__main__ as export_cli
     import train
     from pixelcnn_tf import evaluate
     from pixelcnn_tf.generation import keras_sampler
     from pixelcnn_tf.run.checkpoints import load_checkpoint
     from serve import Sampler
-    from test_folders import make_folder
 
     monkeypatch.setenv("PIXELCNN_CACHE_DIR", str(tmp_path / "cache"))
     root = make_folder(tmp_path / "f", classes=("x", "y"), per_split=(6, 3), size=(6, 5), ext="png")

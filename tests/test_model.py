@@ -6,12 +6,12 @@ import json
 import keras
 import numpy as np
 import pytest
+from helpers import logits_of, randomize
 
 from pixelcnn_tf.config import ModelConfig, TrainConfig, load_config, save_config, to_dict, train_config_from_dict
 from pixelcnn_tf.errors import UserError
 from pixelcnn_tf.layers import MaskedConv2D
 from pixelcnn_tf.model import build_model
-from helpers import logits_of, randomize
 
 
 def perturbation_effects(model, config: ModelConfig):

@@ -8,12 +8,12 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import ROOT
 
-from pixelcnn_tf.run.checkpoints import save_model
 from pixelcnn_tf.config import ModelConfig, TrainConfig, save_config
 from pixelcnn_tf.model import build_model
 from pixelcnn_tf.norm import FusedBatchNormalization
-from helpers import ROOT
+from pixelcnn_tf.run.checkpoints import save_model
 
 
 def twin_layers(shape, momentum=0.9):

@@ -7,12 +7,12 @@ import re
 
 import numpy as np
 import pytest
+from helpers import ROOT, assert_one_line_error, copy_export, rewrite_metadata, run_without_tensorflow
 from PIL import Image
 
 import generate
-from helpers import ROOT, assert_one_line_error, copy_export, rewrite_metadata, run_without_tensorflow
-from pixelcnn_tf.datasets import pipeline as data
 from pixelcnn_tf.config import model_config_from_dict, to_dict
+from pixelcnn_tf.datasets import pipeline as data
 from pixelcnn_tf.presets import preset
 from serve import Sampler, ServeError
 

@@ -10,7 +10,6 @@ import time
 import urllib.request
 
 import pytest
-
 from helpers import ROOT
 
 # Size flags the README documents, appended where a command trains, samples or scores: the commands stay as written.

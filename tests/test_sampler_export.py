@@ -6,13 +6,20 @@ import os
 
 import numpy as np
 import pytest
+from helpers import (
+    copy_export,
+    error_line,
+    export_leftovers,
+    fake_onnx,
+    fake_sampler_converter,
+    fake_step_converter,
+    float32_checkpoint,
+)
 from PIL import Image
 
 import export.__main__ as export_cli
 import export.sampler as export_sampler
 import generate
-from helpers import (copy_export, error_line, export_leftovers, fake_onnx, fake_sampler_converter, fake_step_converter,
-                     float32_checkpoint)
 from serve import Sampler, ServeError
 from serve.sampling import SamplingError
 

@@ -3,12 +3,19 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import randomize_gated, randomize_moderate
 
 from export.sampler import convert_sampler
-from helpers import randomize_gated, randomize_moderate
 from pixelcnn_tf.config import ModelConfig
-from pixelcnn_tf.model import architecture, build_model, cached_layout, graph_params, model_spec, step_params
-from pixelcnn_tf.model import graph_function
+from pixelcnn_tf.model import (
+    architecture,
+    build_model,
+    cached_layout,
+    graph_function,
+    graph_params,
+    model_spec,
+    step_params,
+)
 from serve.cached import sample_cached
 from serve.graph import GraphRunner, as_float32_uniforms, check_graph_request, loop_images
 from serve.runtime import RUNTIMES

@@ -5,10 +5,9 @@ import os
 
 import numpy as np
 import pytest
-
 from helpers import ROOT, run_without_tensorflow
-from serve.sampling import draw, to_grid
 
+from serve.sampling import draw, to_grid
 
 CHI2_5DF_999 = 20.515  # the 99.9% quantile of chi-square with 5 degrees of freedom (6 levels)
 

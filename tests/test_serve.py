@@ -8,11 +8,11 @@ import shutil
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import copy_export, float32_checkpoint, generate_error, rewrite_metadata, run_without_tensorflow
 
 import generate
-from helpers import copy_export, float32_checkpoint, generate_error, rewrite_metadata, run_without_tensorflow
-from pixelcnn_tf.datasets.pipeline import load_arrays
 from export.savedmodel import savedmodel_sampler
+from pixelcnn_tf.datasets.pipeline import load_arrays
 from pixelcnn_tf.generation import keras_sampler
 from serve import Sampler, SamplingError, ServeError
 

@@ -13,9 +13,9 @@ from functools import partial
 
 import numpy as np
 import pytest
+from helpers import ROOT, copy_export, rewrite_metadata, run_without_tensorflow
 
 from bench.browser import RUNTIME, BrowserMissing, Page, WebServer, find_browser
-from helpers import ROOT, copy_export, rewrite_metadata, run_without_tensorflow
 from serve import Sampler
 from serve.sampling import uniforms
 

@@ -8,9 +8,9 @@ import socket
 import urllib.parse
 
 import pytest
+from helpers import ROOT, copy_export
 
 from bench.browser import WebServer
-from helpers import ROOT, copy_export
 
 PRETRAINED = os.path.join(ROOT, "pretrained", "gated_mnist")
 SECRET = b"outside the served folders"
@@ -99,8 +99,9 @@ def test_a_damaged_sampler_graph_is_refused_before_serving(tmp_path):
 
 @pytest.mark.parametrize("skip", ["", "1"])
 def test_a_missing_browser_fails_the_browser_tests_with_the_install_command(monkeypatch, skip):
-    import bench.browser
     from test_web import need_browser
+
+    import bench.browser
 
     monkeypatch.setattr(bench.browser.shutil, "which", lambda name: None)  # no chromium, no chromedriver
     monkeypatch.setenv("PIXELCNN_TF_SKIP_BROWSER", skip)

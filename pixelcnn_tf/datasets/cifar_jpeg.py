@@ -10,8 +10,8 @@ import time
 import zlib
 
 from pixelcnn_tf import faults
-from pixelcnn_tf.errors import UserError
 from pixelcnn_tf.datasets.folders import cache_dir
+from pixelcnn_tf.errors import UserError
 from serve.metadata import file_sha256
 
 ARCHIVE = "cifar10_jpeg.tar.gz"

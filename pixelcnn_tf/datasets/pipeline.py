@@ -9,7 +9,12 @@ import socket
 import numpy as np
 import tensorflow as tf
 
-from pixelcnn_tf.datasets.catalog import DATASETS, DatasetSpec, dataset_spec, is_folder_dataset  # noqa: F401  (re-exported)
+from pixelcnn_tf.datasets.catalog import (  # noqa: F401  (re-exported)
+    DATASETS,
+    DatasetSpec,
+    dataset_spec,
+    is_folder_dataset,
+)
 from pixelcnn_tf.errors import UserError, first_line
 from serve.names import IMAGE, LABEL
 

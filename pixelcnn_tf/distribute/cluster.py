@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from pixelcnn_tf.config import STRATEGIES
 from pixelcnn_tf.errors import UserError
+
 WORKER_TYPES = ("chief", "worker")  # the task types MultiWorkerMirroredStrategy trains with
 
 

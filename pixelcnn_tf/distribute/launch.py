@@ -17,8 +17,8 @@ import sys
 import threading
 import time
 
-from pixelcnn_tf.errors import ArgumentParser, UserError, run_cli
 from pixelcnn_tf.distribute.watchdog import die_with_parent
+from pixelcnn_tf.errors import ArgumentParser, UserError, run_cli
 
 TRAIN = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "train.py")
 LOOPBACK = "127.0.0.1"

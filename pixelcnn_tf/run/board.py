@@ -9,9 +9,9 @@ import numpy as np
 import tensorflow as tf
 
 from pixelcnn_tf.config import ModelConfig
-from pixelcnn_tf.run.losses import bits_per_dim, nats_per_image
 from pixelcnn_tf.model import architecture, cached_layout, has_step_model, model_spec, step_params
-from pixelcnn_tf.run.folder import BOARD_DIR  # noqa: F401  (re-exported: where a run's event files go)
+from pixelcnn_tf.run.aside import BOARD_DIR  # noqa: F401  (re-exported: where a run's event files go)
+from pixelcnn_tf.run.losses import bits_per_dim, nats_per_image
 from serve.sampler import Sampler
 from serve.sampling import to_grid
 

@@ -8,7 +8,14 @@ import keras
 from pixelcnn_tf.architectures import register_layers
 from pixelcnn_tf.config import CONFIG_FILE, TrainConfig
 from pixelcnn_tf.errors import UserError, first_line
-from pixelcnn_tf.run.folder import MODEL_FILE, check_averaged, find_run_dir, inspect_checkpoint, is_run_dir, write_checkpoint  # noqa: F401
+from pixelcnn_tf.run.folder import (  # noqa: F401
+    MODEL_FILE,
+    check_averaged,
+    find_run_dir,
+    inspect_checkpoint,
+    is_run_dir,
+    write_checkpoint,
+)
 
 
 def save_model(model: keras.Model, run_dir: str) -> str:

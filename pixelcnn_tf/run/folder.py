@@ -3,8 +3,7 @@
 An epoch commits in one order: config.json, the loss tables (rows keyed by epoch, so a replayed epoch replaces
 its row), then model.keras, renamed into place with weights, optimizer state and an epoch stamp inside the
 one archive. The rename is the commit: a kill at any instant leaves a folder that resumes at the stamped epoch.
---overwrite moves the old run into ASIDE (model.keras first) and deletes it only after the new run's first commit;
-until then the old run is the folder's, restored by the next open (or a failed run's abandon).
+--overwrite keeps the old run aside until the new run's first commit (pixelcnn_tf.run.aside); readers find it there.
 Everything here is TensorFlow-free, so train.py, export, evaluate and generate check paths before importing it.
 """
 from __future__ import annotations
@@ -16,22 +15,26 @@ import shutil
 import tempfile
 import zipfile
 
-from pixelcnn_tf import faults
 from pixelcnn_tf.config import CONFIG_FILE, ModelConfig, TrainConfig, load_config, to_dict
 from pixelcnn_tf.errors import UserError
 from pixelcnn_tf.files import replacing, temporary_name, write_json_atomic
+from pixelcnn_tf.run.aside import (  # noqa: F401  (the file names are re-exported)
+    ASIDE,
+    BOARD_DIR,
+    LOCK_FILE,
+    MODEL_FILE,
+    has_aside,
+    move_aside,
+    readable_run,
+    remove,
+    settle_aside,
+)
 from pixelcnn_tf.run.losses import PLOT_TMP, TABLE_FILES, read_rows, with_row, write_tables
 
-MODEL_FILE = "model.keras"
 MODEL_TMP = "model.tmp.keras"
 STAMP = "pixelcnn_tf_run.json"  # an extra entry in the .keras archive: {"epoch": N, "model": {...}}; Keras ignores it
-LOCK_FILE = ".lock"
-ASIDE = ".overwritten"  # the finished run an --overwrite replaces, kept until the new run's first epoch commits
-ASIDE_DONE = ".complete"  # in ASIDE: every file of the old run is in it
-BOARD_DIR = "tensorboard"  # TensorBoard event files (pixelcnn_tf.run.board): `tensorboard --logdir models` shows every run
 RUN_FILES = (CONFIG_FILE, MODEL_FILE) + TABLE_FILES
 TEMPORARIES = (MODEL_TMP, PLOT_TMP) + tuple(os.path.basename(temporary_name(name)) for name in RUN_FILES)
-OLD_RUN = (MODEL_FILE,) + tuple(name for name in RUN_FILES if name != MODEL_FILE) + (BOARD_DIR,)  # moved aside in this order
 KNOWN = set(RUN_FILES) | set(TEMPORARIES) | {LOCK_FILE, BOARD_DIR, ASIDE, "backup"}  # backup/: Keras' BackupAndRestore in older runs
 
 
@@ -40,20 +43,27 @@ def is_run_dir(path: str) -> bool:
 
 
 def find_run_dir(path: str | None, default_root: str = "models") -> str:
-    """A run directory from a run dir, a model.keras file, or a folder of runs (newest wins)."""
+    """A run directory from a run dir, a model.keras file, or a folder of runs (newest wins).
+
+    A run folder an --overwrite was killed in (or is replacing right now) gives its complete run: run_aside.readable_run.
+    """
     target = path or default_root
+    if os.path.basename(target) == MODEL_FILE and has_aside(os.path.dirname(os.path.abspath(target))):
+        target = os.path.dirname(os.path.abspath(target))  # RUN/model.keras, moved aside by an --overwrite
     if os.path.isfile(target):
         if not target.endswith(".keras"):
             raise UserError(f"{target} is not a .keras checkpoint")
         target = os.path.dirname(os.path.abspath(target))
     if not os.path.isdir(target):
         raise UserError(f"checkpoint {target} does not exist; train one with `python train.py` or pass --checkpoint")
+    target = readable_run(target)
     if is_run_dir(target):
         return target
     try:
         runs = [os.path.join(target, name) for name in os.listdir(target)]
     except OSError as e:
         raise UserError(f"cannot read {target}: {e.strerror}") from None
+    runs = [readable_run(run) for run in runs if os.path.isdir(run)]
     runs = [run for run in runs if is_run_dir(run)]
     if not runs:
         raise UserError(f"no checkpoint ({MODEL_FILE} + {CONFIG_FILE}) in {target}; train one with `python train.py`")
@@ -151,9 +161,9 @@ class RunFolder:
         at from the chief's folder (shared storage on a real cluster), but neither creates, locks nor writes it.
         """
         run = cls(config)
-        if not worker and os.path.isdir(os.path.join(run.path, ASIDE)):
+        if not worker and has_aside(run.path):
             run._lock_folder()  # a killed --overwrite: settle which run the folder holds before reading it
-            run._settle_aside()
+            settle_aside(run.path)
             run.close()
         run._inspect(overwrite)
         run.worker = worker
@@ -162,12 +172,12 @@ class RunFolder:
         run._created = missing_folders(run.path)
         run._lock_folder()
         try:
-            run._settle_aside()  # again under the lock: another --overwrite may have been killed meanwhile
+            settle_aside(run.path)  # again under the lock: another --overwrite may have been killed meanwhile
             run._inspect(overwrite)  # again under the lock: another process may have committed meanwhile
             for name in TEMPORARIES:  # a killed run's leftovers; under the lock no live process owns them
-                _remove(os.path.join(run.path, name))
+                remove(os.path.join(run.path, name))
             if overwrite:
-                run._move_aside()
+                move_aside(run.path)
                 run.epochs_done = 0
         except BaseException:
             run.abandon()
@@ -187,36 +197,6 @@ class RunFolder:
             self._lock.close()
             self._lock = None
             raise UserError(f"another training is writing to {self.path}; wait for it to end or choose another --run-name") from None
-
-    def _move_aside(self) -> None:
-        """Move the old run into ASIDE, model.keras first (from then on ASIDE holds the committed run), then mark it
-        complete: only after the mark does the folder's top level hold files of the new run."""
-        aside = os.path.join(self.path, ASIDE)
-        os.makedirs(aside, exist_ok=True)
-        for name in OLD_RUN:
-            if os.path.lexists(os.path.join(self.path, name)):
-                os.rename(os.path.join(self.path, name), os.path.join(aside, name))
-                faults.point(f"aside:{name}")
-        open(os.path.join(aside, ASIDE_DONE), "w").close()
-
-    def _settle_aside(self) -> None:
-        """Under the lock, after a killed --overwrite: keep the new run if it committed an epoch, else restore the old.
-
-        Each step can be killed and redone: the new run's files go before the mark, the mark before the old files
-        come back, and model.keras comes back last.
-        """
-        aside = os.path.join(self.path, ASIDE)
-        if not os.path.isdir(aside):
-            return
-        if not os.path.exists(os.path.join(self.path, MODEL_FILE)):
-            if os.path.exists(os.path.join(aside, ASIDE_DONE)):
-                for name in OLD_RUN:
-                    _remove(os.path.join(self.path, name))  # the new run's uncommitted files
-                os.remove(os.path.join(aside, ASIDE_DONE))
-            for name in reversed(OLD_RUN):
-                if os.path.lexists(os.path.join(aside, name)):
-                    os.rename(os.path.join(aside, name), os.path.join(self.path, name))
-        _remove(aside)
 
     def _inspect(self, overwrite: bool) -> None:
         """Read what the folder holds; refuse a folder that is not a run, or a run of another model."""
@@ -276,7 +256,7 @@ class RunFolder:
         write_tables(self.path, with_row(self.path, row), epoch)
         write_checkpoint(model, os.path.join(self.path, MODEL_FILE), {"epoch": epoch, "model": to_dict(self.config.model)}, epoch)
         self.epochs_done = epoch
-        _remove(os.path.join(self.path, ASIDE))  # an --overwrite's old run: the new one has committed
+        remove(os.path.join(self.path, ASIDE))  # an --overwrite's old run: the new one has committed
 
     def close(self) -> None:
         """Release the lock (the lock file stays: removing it would race with a process about to take it)."""
@@ -293,9 +273,9 @@ class RunFolder:
     def abandon(self) -> None:
         """After a failure before any commit: restore an --overwrite's old run, remove the folders this run created."""
         if self._lock and self.epochs_done == 0 and not self.worker:
-            self._settle_aside()
+            settle_aside(self.path)
         if self.epochs_done == 0 and self._created and not self.worker:
-            _remove(os.path.join(self.path, LOCK_FILE))
+            remove(os.path.join(self.path, LOCK_FILE))
             for folder in reversed(self._created):
                 try:
                     os.rmdir(folder)
@@ -303,9 +283,3 @@ class RunFolder:
                     break
         self.close()
 
-
-def _remove(path: str) -> None:
-    if os.path.isdir(path) and not os.path.islink(path):
-        shutil.rmtree(path, ignore_errors=True)
-    elif os.path.lexists(path):
-        os.remove(path)

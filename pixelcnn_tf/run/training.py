@@ -10,23 +10,21 @@ import keras
 import tensorflow as tf
 
 from pixelcnn_tf import faults
-
-from pixelcnn_tf.datasets import pipeline as data
-
-from pixelcnn_tf.distribute import keras_multiworker
-from pixelcnn_tf.run.averaging import AveragedWeights, restore_raw
-from pixelcnn_tf.run.board import TensorBoardLog
-from pixelcnn_tf.distribute.cluster import read_task, resolve_strategy
 from pixelcnn_tf.config import TrainConfig
+from pixelcnn_tf.datasets import pipeline as data
 from pixelcnn_tf.datasets.catalog import dataset_spec
-from pixelcnn_tf.errors import UserError, first_line
-from pixelcnn_tf.run.footprint import check_fits
-from pixelcnn_tf.run.losses import epoch_row
-from pixelcnn_tf.model import build_model, train_jit
-from pixelcnn_tf.run.folder import BOARD_DIR, MODEL_FILE, RunFolder
+from pixelcnn_tf.distribute import keras_multiworker
+from pixelcnn_tf.distribute.cluster import read_task, resolve_strategy
 from pixelcnn_tf.distribute.strategy import make_strategy
 from pixelcnn_tf.distribute.watchdog import deadline
 from pixelcnn_tf.distributions import tf_distribution
+from pixelcnn_tf.errors import UserError, first_line
+from pixelcnn_tf.model import build_model, train_jit
+from pixelcnn_tf.run.averaging import AveragedWeights, restore_raw
+from pixelcnn_tf.run.board import TensorBoardLog
+from pixelcnn_tf.run.folder import BOARD_DIR, MODEL_FILE, RunFolder
+from pixelcnn_tf.run.footprint import check_fits
+from pixelcnn_tf.run.losses import epoch_row
 
 
 def cpu_has_bf16() -> bool:

@@ -5,10 +5,10 @@ from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 
+from serve.architectures.record import Chooser, StepArchitecture
 from serve.names import ABOVE, BAND, FEATURES, LOGITS, VERTICAL, WINDOW, indexed, indexed_names
 from serve.runtime import ALL_CORES, feeds
 from serve.sampling import SamplingError, check_step_output
-from serve.architectures.record import Chooser, StepArchitecture
 
 # pixel(windows, aboves, labels) -> (features, logits): the horizontal stack at one position.
 #   windows[0] float32 (B, k//2+1, C): level indices of the current row, columns j-k//2..j (the centre's later

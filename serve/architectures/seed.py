@@ -5,10 +5,10 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from serve.architectures.record import Chooser, StepArchitecture
 from serve.names import FEATURES, LOGITS, WINDOW, indexed, indexed_names
 from serve.runtime import feeds
 from serve.sampling import SamplingError, check_step_output
-from serve.architectures.record import Chooser, StepArchitecture
 
 # step_fn(windows, labels) -> (features, logits): windows[0] float32 (B, k//2+1, k, C) of level indices,
 # windows[l] float32 (B, k//2+1, k, F) of layer l-1's outputs; labels int32 (B,) or None.

@@ -4,9 +4,9 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from pixelcnn_tf.architectures.gated.network import GatedActivation, row_mask
 from pixelcnn_tf.config import ModelConfig
 from pixelcnn_tf.errors import UserError
-from pixelcnn_tf.architectures.gated.network import GatedActivation, row_mask
 from pixelcnn_tf.layers import causal_mask
 from pixelcnn_tf.parts import FLOAT32, LABEL_INPUT, LOGITS_OUTPUT, folded_rescaling
 from serve.names import ABOVE, BAND, FEATURES, VERTICAL, WINDOW, indexed

@@ -8,8 +8,8 @@ from pixelcnn_tf.config import ModelConfig
 from pixelcnn_tf.errors import UserError
 from pixelcnn_tf.layers import causal_mask
 from pixelcnn_tf.parts import FLOAT32, LABEL_INPUT, LOGITS_OUTPUT, folded_rescaling
-from serve.names import FEATURES, WINDOW, indexed
 from serve.architectures.seed import PART
+from serve.names import FEATURES, WINDOW, indexed
 
 
 @keras.saving.register_keras_serializable(package="pixelcnn_tf")
