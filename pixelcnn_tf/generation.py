@@ -8,7 +8,9 @@ from pixelcnn_tf.model import architecture, cached_layout, graph_params, step_mo
 from pixelcnn_tf.sampler_export import tf_graph_runner
 from serve import ModelSpec, Sampler
 from serve.graph import GraphRunner
-from serve.metadata import artifact, read_metadata, spec_of
+from serve.backends import BACKENDS, CHECKPOINT
+from serve.manifest import Artifact, read_manifest
+from serve.metadata import checked_path
 from serve.names import IMAGE, LABEL, LOGITS
 from serve.runtime import Runner
 from serve.sampling import LogitsFn
@@ -33,16 +35,16 @@ def keras_logits_fn(model, conditional: bool) -> LogitsFn:
     return lambda images, labels: forward_unconditional(images).numpy()
 
 
-def savedmodel_logits_fn(path: str, entry: dict) -> LogitsFn:
+def savedmodel_logits_fn(path: str, entry: Artifact) -> LogitsFn:
     """The serving signature of an exported SavedModel, fed by the tensor names its metadata entry records."""
     from pixelcnn_tf.errors import UserError
 
     try:
         loaded = tf.saved_model.load(path)
-        signature = loaded.signatures[entry.get("signature", "serving_default")]
+        signature = loaded.signatures[entry.signature or "serving_default"]
     except Exception as e:  # TF raises many types for a damaged or foreign SavedModel
         raise UserError(f"cannot load SavedModel {path}: {str(e).strip().splitlines()[0]}") from None
-    inputs, output = entry["inputs"], entry["outputs"][LOGITS]
+    inputs, output = entry.inputs, entry.outputs[LOGITS]
 
     def logits_fn(images, labels):
         feed = {inputs[IMAGE]: tf.constant(images, tf.float32)}
@@ -81,18 +83,24 @@ def keras_sampler(model, config, sampler: str = "naive", jit_compile: bool = Tru
     logits_fn = keras_logits_fn(model, conditional=bool(config.num_classes))
     if sampler == "graph":
         run = tf_graph_runner(graph_params(step_params(model, config), config), config)
-        return Sampler(logits_fn, spec, "keras", graph=GraphRunner(run, spec))
+        return Sampler(logits_fn, spec, CHECKPOINT, graph=GraphRunner(run, spec))
     if sampler != "cached":
-        return Sampler(logits_fn, spec, "keras")
+        return Sampler(logits_fn, spec, CHECKPOINT)
     entry = architecture(config)
     runners = {part: compiled_runner(step_model, jit_compile and part in entry.xla_parts)
                for part, step_model in step_models(model, config).items()}
     step = entry.cached.from_runners(runners, config.num_layers, bool(config.num_classes))
-    return Sampler(logits_fn, spec, "keras", step=step, layout=cached_layout(config))
+    return Sampler(logits_fn, spec, CHECKPOINT, step=step, layout=cached_layout(config))
 
 
 def savedmodel_sampler(export_dir: str) -> Sampler:
     """A serve.Sampler over an export's SavedModel: the TensorFlow backend that serve itself never imports."""
-    meta = read_metadata(export_dir)
-    entry, path = artifact(meta, export_dir, "saved_model")
-    return Sampler(savedmodel_logits_fn(path, entry), spec_of(meta), "savedmodel", meta)
+    from serve import ServeError
+
+    row = BACKENDS["savedmodel"]
+    manifest, name = read_manifest(export_dir), row.artifact
+    if name not in manifest.artifacts:
+        raise ServeError(f"export {export_dir} has no {name!r} artifact; it has {', '.join(sorted(manifest.artifacts))}")
+    entry = manifest.artifacts[name]
+    path = checked_path(entry, export_dir, name)
+    return Sampler(savedmodel_logits_fn(path, entry), manifest.spec, row.name, manifest)
