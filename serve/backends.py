@@ -29,13 +29,14 @@ class Backend:
     # The sampler graph's cache writes: TFLite has a builtin DYNAMIC_UPDATE_SLICE (XLA's op in TensorFlow);
     # tf2onnx maps no dynamic-update op, so ONNX's graph is converted from the same graph with ScatterND writes.
     graph_update: str | None = None
+    factory: str | None = None  # the serve.runtime function that opens its files (None: serve runs no runtime for it)
 
     @property
     def runner(self) -> Callable | None:
-        """serve.runtime's factory (path, threads) -> Runner for this backend's files; None: serve does not run them."""
+        """The runner factory (path, threads) -> serve.runtime.Runner for this backend's files, or None."""
         from serve import runtime
 
-        return getattr(runtime, f"{self.kind}_runner", None)
+        return getattr(runtime, self.factory) if self.factory else None
 
     def file(self, stem: str) -> str:
         """Its file of an export for stem (model, sampler, a step part): model.onnx, model_int8.tflite, ..."""
@@ -47,11 +48,11 @@ _ROWS = (
     Backend("savedmodel", "saved_model", "tensorflow", "", "saved_model", step=False, graph=False, tensorflow=True,
             tolerance=1e-4),
     Backend("onnx", "onnx", "onnxruntime", ".onnx", "onnx", step=True, graph=True, tensorflow=False, tolerance=1e-4,
-            graph_update="scatter_nd"),
+            graph_update="scatter_nd", factory="onnx_runner"),
     Backend("tflite", "tflite", "litert", ".tflite", "tflite", step=True, graph=True, tensorflow=False, tolerance=1e-3,
-            graph_update="dynamic_update_slice"),
+            graph_update="dynamic_update_slice", factory="tflite_runner"),
     *(Backend(f"tflite_{q}", "tflite", "litert", ".tflite", f"tflite_{q}", step=False, graph=False, tensorflow=False,
-              quantization=q) for q in ("float16", "dynamic", "int8")),
+              quantization=q, factory="tflite_runner") for q in ("float16", "dynamic", "int8")),
     Backend("numpy", "npz", "numpy", ".npz", None, step=True, graph=False, tensorflow=False, tolerance=1e-4),
 )
 BACKENDS: dict[str, Backend] = {row.name: row for row in _ROWS}

@@ -17,6 +17,8 @@ from pixelcnn_tf.config import to_dict
 from pixelcnn_tf.data import load_arrays
 from pixelcnn_tf.generation import keras_logits_fn, savedmodel_sampler
 from serve import Sampler
+from serve.backends import ARTIFACTS
+from serve.manifest import read_manifest
 from serve.metadata import file_sha256
 from helpers import error_line as cli_error_line
 from helpers import export_leftovers as leftovers
@@ -37,7 +39,8 @@ def test_export_writes_every_artifact_and_metadata(tiny_run, tiny_export):
     assert meta["source"]["model_sha256"] == file_sha256(os.path.join(tiny_run, "model.keras"))
     assert meta["pixelcnn_tf_version"] == pixelcnn_tf.__version__
     names = {"saved_model", "onnx", "tflite", "tflite_float16", "tflite_dynamic", "tflite_int8"}
-    assert set(meta["artifacts"]) == names
+    assert set(meta["artifacts"]) == names == set(ARTIFACTS)  # every row of serve/backends.py with a full-model file
+    assert read_manifest(tiny_export).to_dict() == meta  # the typed manifest holds all of it: written once, read back whole
     for name, entry in meta["artifacts"].items():
         path = os.path.join(tiny_export, entry["path"])
         if name == "saved_model":
