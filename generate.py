@@ -7,11 +7,10 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from pixelcnn_tf.errors import ArgumentParser, UserError, import_tensorflow_quietly, run_cli  # noqa: E402
+from serve.backends import BACKENDS, CHECKPOINT, EXPORT_DEFAULT, NAMES, STEP_EXPORTS, TENSORFLOW  # noqa: E402
 
 # Shipped with the repository, so a fresh clone can sample before training anything.
 PRETRAINED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pretrained", "gated_mnist")
-TENSORFLOW_BACKENDS = ("keras", "savedmodel")
-BACKENDS = TENSORFLOW_BACKENDS + ("onnx", "tflite", "tflite_float16", "tflite_dynamic", "tflite_int8", "numpy")
 
 
 def parse_args(argv):
@@ -25,10 +24,9 @@ def parse_args(argv):
     parser.add_argument("--label", help="class to draw for a conditional model: an id, or 'all' for one class per row")
     parser.add_argument(
         "--backend",
-        choices=BACKENDS,
-        help="keras (a checkpoint; default there), or for an export directory: onnx (default there), tflite, "
-        "a quantized tflite_float16/tflite_dynamic/tflite_int8, numpy (the step model, cached only) or savedmodel "
-        "(keras = savedmodel there)",
+        choices=NAMES,
+        help=f"{CHECKPOINT} (a checkpoint; default there), or for an export directory: {EXPORT_DEFAULT} (default "
+        f"there) or any of {', '.join(NAMES)} it has files for (serve/backends.py; {' = '.join(TENSORFLOW)} there)",
     )
     parser.add_argument(
         "--sampler",
@@ -85,18 +83,18 @@ def load_sampler(path: str | None, backend: str | None, sampler: str | None = "n
     the model's config.json or metadata.json before TensorFlow or any model loads.
     """
     from serve import Sampler
-    from serve.graph import graph_artifact
-    from serve.metadata import is_export_dir, read_metadata
+    from serve.manifest import read_manifest
+    from serve.metadata import is_export_dir
     from serve.step_loader import step_artifact
 
     fallback = None
     if not (path and is_export_dir(path)):
         from pixelcnn_tf.run.folder import inspect_checkpoint
 
-        backend = backend or "keras"
+        backend = backend or CHECKPOINT
         # A missing, damaged or mismatched checkpoint is refused before TensorFlow loads; so are flags the model refuses.
         run_dir, config, _ = inspect_checkpoint(path)
-        if backend != "keras":
+        if backend != CHECKPOINT:
             name = os.path.basename(os.path.normpath(run_dir))
             raise UserError(
                 f"--backend {backend} needs an export directory (one with metadata.json), and {run_dir} is a training run; "
@@ -110,26 +108,26 @@ def load_sampler(path: str | None, backend: str | None, sampler: str | None = "n
 
         model, config, run_dir = load_checkpoint(path)
         keras = keras_sampler(model, config.model, sampler or "cached")
-        # What --complete test reads: the run's own dataset (an export's metadata names only the dataset).
-        keras.metadata = {"dataset": config.dataset, "data_dir": config.data_dir, "image_size": config.image_size}
+        # What --complete test reads: the run's own dataset (an export's manifest names only the dataset).
+        keras.run_data = {"dataset": config.dataset, "data_dir": config.data_dir, "image_size": config.image_size}
         return keras, run_dir, None
-    backend = backend or "onnx"
-    meta = read_metadata(path)
+    backend = backend or EXPORT_DEFAULT
+    manifest = read_manifest(path)
     if precheck:
-        precheck(meta["height"], meta.get("num_classes") or 0)
-    if backend in TENSORFLOW_BACKENDS:
+        precheck(manifest.height, manifest.num_classes)
+    if BACKENDS[backend].tensorflow:
         import_tensorflow_quietly()
         # An export holds no .keras file: both TensorFlow backends run its SavedModel's serving signature.
         from export.savedmodel import savedmodel_sampler
 
         if sampler != "naive":
-            fallback = f"--backend {backend} of an export has no step model (onnx, tflite and numpy have)"
+            fallback = f"--backend {backend} of an export has no step model ({', '.join(STEP_EXPORTS)} have)"
         return savedmodel_sampler(path), path, _note(fallback)
     if sampler is None:  # the fastest there is; without a step model either, a note says it samples naively
-        sampler = "graph" if graph_artifact(meta, backend) else "cached"
-    if sampler == "graph" and not graph_artifact(meta, backend):
+        sampler = "graph" if manifest.graph_file(backend) else "cached"
+    if sampler == "graph" and not manifest.graph_file(backend):
         fallback, sampler = f"{path} has no sampler graph for --backend {backend}", "cached"
-    if sampler == "cached" and not step_artifact(meta, backend):
+    if sampler == "cached" and not step_artifact(manifest, backend):
         fallback, sampler = f"{path} has no step model for --backend {backend}" if not fallback else fallback, "naive"
     return Sampler.load(path, backend, sampler=sampler), path, _note(fallback, sampler)
 
@@ -273,7 +271,8 @@ def load_originals(source: str, sampler, count: int):
         if note:
             print(f"generate.py: note: {note}", file=sys.stderr)
         return images, None
-    meta = sampler.metadata
+    # An export's manifest names its dataset only; a checkpoint's sampler carries its run's (load_sampler).
+    meta = {"dataset": sampler.manifest.dataset} if sampler.manifest else sampler.run_data
     dataset = meta.get("dataset") or "mnist"
     if dataset == "folder" and not meta.get("data_dir"):  # an export does not record the training machine's folder
         raise UserError("--complete test: this export was trained on an image folder; give --complete PICTURE.png|jpg")

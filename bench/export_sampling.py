@@ -10,6 +10,9 @@ import time
 
 from bench import batch_sizes
 from pixelcnn_tf.files import write_json_atomic
+from serve.backends import BACKENDS, FULL
+
+DEFAULT_BACKENDS = [name for name in FULL if not BACKENDS[name].quantization]  # keras, savedmodel, onnx, tflite
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -18,7 +21,8 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m bench.export_sampling", description=__doc__)
     parser.add_argument("--checkpoint", required=True, help="run directory (the keras backend, and the export if --export is not given)")
     parser.add_argument("--export", help="an existing export of that checkpoint (default: export into a temporary folder)")
-    parser.add_argument("--backends", default="keras,savedmodel,onnx,tflite", help="comma list; tflite_int8 etc. need those variants")
+    parser.add_argument("--backends", default=",".join(DEFAULT_BACKENDS),
+                        help=f"comma list of {', '.join(FULL)} (default {','.join(DEFAULT_BACKENDS)}); tflite_int8 etc. need those variants")
     parser.add_argument("--tflite-quantize", default="", help="variants to export when --export is not given, e.g. float16,int8")
     parser.add_argument("--batch-sizes", type=batch_sizes, default="1,144", help="comma list (default 1,144)")
     parser.add_argument("--steps", type=int, default=20,
@@ -28,6 +32,8 @@ def parse_args(argv):
     parser.add_argument("--json", help="also write the figures here")
     args = parser.parse_args(argv)
     args.backends = [b for b in args.backends.split(",") if b]
+    if sorted(set(args.backends) - set(FULL)):
+        parser.error(f"unknown backend(s) {sorted(set(args.backends) - set(FULL))}; choose from {', '.join(FULL)}")
     if args.steps < 0:
         parser.error("--steps must be >= 0")
     return args
@@ -39,18 +45,18 @@ def samplers(args, export_dir: str):
     from pixelcnn_tf.generation import keras_sampler
     from pixelcnn_tf.run.checkpoints import load_checkpoint
     from serve import Sampler
-    from serve.metadata import read_metadata
+    from serve.manifest import read_manifest
 
     result = {}
     for name in args.backends:
-        if name == "keras":
+        if BACKENDS[name].tensorflow and BACKENDS[name].artifact is None:  # keras: the checkpoint itself
             model, config, _ = load_checkpoint(args.checkpoint)
             result[name] = keras_sampler(model, config.model)
-        elif name == "savedmodel":
+        elif BACKENDS[name].tensorflow:
             result[name] = savedmodel_sampler(export_dir)
         else:
             result[name] = Sampler.load(export_dir, name, num_threads=args.threads)
-    return result, read_metadata(export_dir)
+    return result, read_manifest(export_dir)
 
 
 def time_sampling(sampler, batch: int, steps: int) -> dict:
@@ -101,8 +107,8 @@ def main(argv=None) -> int:
         by_name, meta = samplers(args, export_dir)
         result = {
             "checkpoint": os.path.abspath(args.checkpoint),
-            "model_config": meta["model_config"],
-            "artifact_bytes": {name: entry["bytes"] for name, entry in meta["artifacts"].items()},
+            "model_config": meta.model_config,
+            "artifact_bytes": {name: entry.bytes for name, entry in meta.artifacts.items()},
             "cpu_count": os.cpu_count(),
             "threads": args.threads,
             "runs": [],

@@ -8,7 +8,9 @@ import subprocess
 import sys
 import time
 
-GRAPH_RUNTIMES = ("onnx", "tflite")
+from serve.backends import BACKENDS, GRAPH_EXPORTS
+
+GRAPH_RUNTIMES = GRAPH_EXPORTS  # the exported sampler graphs' backends: onnx, tflite
 
 # Run in a child process, so its high-water mark (VmHWM: ru_maxrss would carry the forking parent's over exec) is
 # this sampler's alone: prints {"loaded_mb", "peak_mb"}.
@@ -22,20 +24,20 @@ request = json.loads(sys.argv[2])
 import numpy as np
 from serve.metadata import ModelSpec
 from serve.sampling import uniforms
-from serve.runtime import RUNTIMES
+from serve.backends import BACKENDS
 spec = ModelSpec(*request["spec"])
 labels = np.zeros(request["batch"], np.int32) if spec.num_classes else None
 rt, threads = request["runtime"], request["threads"]
 if request["mode"] == "graph":
     from serve.graph import GRAPH_THREADS, GraphRunner, as_float32_uniforms
-    graph = GraphRunner(RUNTIMES[rt](request["paths"][0], GRAPH_THREADS if threads is None else threads), spec)
+    graph = GraphRunner(BACKENDS[rt].runner(request["paths"][0], GRAPH_THREADS if threads is None else threads), spec)
     run = lambda: graph(as_float32_uniforms(uniforms(request["batch"], *spec.shape, 0)), 1.0, labels=labels)
 else:
     from serve.architectures import step_architecture
     from serve.cached import sample_cached
     layout = request["layout"]
     entry = step_architecture(layout["architecture"])
-    runners = {part: RUNTIMES[rt](path, entry.threads[part] if threads is None else threads)
+    runners = {part: BACKENDS[rt].runner(path, entry.threads[part] if threads is None else threads)
                for part, path in zip(entry.parts, request["paths"])}
     step = entry.from_runners(runners, layout["num_layers"], bool(spec.num_classes))
     run = lambda: sample_cached(step, num_images=request["batch"], shape=spec.shape, labels=labels,
@@ -58,9 +60,8 @@ def graph_files(runtimes, model, config, workdir) -> dict:
 
 def graph_runners(files: dict, spec, threads) -> dict:
     from serve.graph import GRAPH_THREADS, GraphRunner
-    from serve.runtime import RUNTIMES
 
-    return {runtime: GraphRunner(RUNTIMES[runtime](path, GRAPH_THREADS if threads is None else threads), spec)
+    return {runtime: GraphRunner(BACKENDS[runtime].runner(path, GRAPH_THREADS if threads is None else threads), spec)
             for runtime, path in files.items()}
 
 
@@ -82,7 +83,7 @@ def step_files(config, workdir: str, runtime: str) -> list[str]:
     """Where bench.sampling.step_fns converted the step model parts for runtime (export.step.convert_step_model)."""
     from pixelcnn_tf.model import architecture
 
-    return [os.path.join(workdir, f"{part}.{runtime}") for part in architecture(config).serving.parts]
+    return [os.path.join(workdir, BACKENDS[runtime].file(part)) for part in architecture(config).serving.parts]
 
 
 def peak_memory(mode: str, runtime: str, paths: list[str], spec, layout: dict, batch: int, threads=None) -> dict:

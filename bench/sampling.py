@@ -11,19 +11,20 @@ import time
 from bench import batch_sizes
 from bench.graph import GRAPH_RUNTIMES, graph_files, graph_runners, peak_memory, step_files, time_graph
 from pixelcnn_tf.files import write_json_atomic
+from serve.backends import BACKENDS
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # The numpy backend's matmuls are small: on a few shared cores one OpenBLAS thread beats several by ~10x.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-BACKENDS = ("keras", "numpy", "onnx", "tflite")
+CACHED = tuple(name for name, row in BACKENDS.items() if row.step)  # keras, onnx, tflite, numpy
 
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m bench.sampling", description=__doc__)
     parser.add_argument("--preset", default="seed", help="model shape from this preset (random weights); default seed")
     parser.add_argument("--batch-sizes", type=batch_sizes, default="1,144", help="comma-separated batch sizes (default 1,144)")
-    parser.add_argument("--backends", default=",".join(BACKENDS), help=f"cached-sampling backends (default {','.join(BACKENDS)})")
+    parser.add_argument("--backends", default=",".join(CACHED), help=f"cached-sampling backends (default {','.join(CACHED)})")
     parser.add_argument("--min-seconds", type=float, default=3.0,
                         help="time forward passes and naive steps for at least this long (default 3; at least 2 calls)")
     parser.add_argument("--graph-runtimes", default=",".join(GRAPH_RUNTIMES),
@@ -35,7 +36,7 @@ def parse_args(argv):
     args = parser.parse_args(argv)
     args.backends = [b for b in args.backends.split(",") if b]
     args.graph_runtimes = [r for r in args.graph_runtimes.split(",") if r]
-    bad = sorted(set(args.backends) - set(BACKENDS)) + sorted(set(args.graph_runtimes) - set(GRAPH_RUNTIMES))
+    bad = sorted(set(args.backends) - set(CACHED)) + sorted(set(args.graph_runtimes) - set(GRAPH_RUNTIMES))
     if bad or not args.min_seconds > 0:
         parser.error(f"unknown backend(s) {bad}" if bad else "--min-seconds must be positive")
     return args
@@ -56,21 +57,20 @@ def step_fns(backends, model, config, threads, workdir):
     from export.step import convert_step_model
     from pixelcnn_tf.generation import keras_sampler
     from pixelcnn_tf.model import architecture, step_params
-    from serve.runtime import RUNTIMES
 
     entry = architecture(config)
     params = step_params(model, config)
-    kinds = [b for b in backends if b in RUNTIMES]
+    kinds = [b for b in backends if BACKENDS[b].runner]
     exported = {part: convert_step_model(m, os.path.join(workdir, "saved"), workdir, part, kinds)
                 for part, m in entry.step_models(params, config).items()} if kinds else {}
     fns = {}
     for backend in backends:
-        if backend == "keras":
+        if BACKENDS[backend].tensorflow:
             fns[backend] = keras_sampler(model, config, "cached").step
-        elif backend == "numpy":
+        elif not BACKENDS[backend].runner:  # numpy: the folded weights
             fns[backend] = entry.serving.numpy_step(params)
         else:
-            runners = {part: RUNTIMES[backend](paths[backend], entry.serving.threads[part] if threads is None else threads)
+            runners = {part: BACKENDS[backend].runner(paths[backend], entry.serving.threads[part] if threads is None else threads)
                        for part, paths in exported.items()}
             fns[backend] = entry.serving.from_runners(runners, config.num_layers, bool(config.num_classes))
     return fns

@@ -13,7 +13,8 @@ import numpy as np
 
 from bench import batch_sizes
 from bench.browser import ROOT, BrowserMissing, Page, WebServer
-from serve.metadata import read_metadata
+from serve.manifest import read_manifest
+from serve.web import PAGE_BACKEND
 
 COMPLETIONS = 8  # the page's Complete button draws this many
 SCREENSHOTS = ("web_sample.png", "web_complete.png")
@@ -46,7 +47,7 @@ def parse_args(argv):
     if args.repeats < 1:
         parser.error(f"--repeats must be >= 1, got {args.repeats}")
     try:
-        args.meta = read_metadata(args.export)
+        args.meta = read_manifest(args.export)
     except ValueError as e:
         parser.error(str(e))
     if args.screenshots:
@@ -60,7 +61,7 @@ def python_runner(args, threads: int):
     """draw(n, seed, digit=None) -> (images, seconds): serve.Sampler through the same sampler.onnx (onnxruntime)."""
     from serve import Sampler
 
-    sampler = Sampler.load(args.export, "onnx", num_threads=threads or None)
+    sampler = Sampler.load(args.export, PAGE_BACKEND, num_threads=threads or None)
 
     def run(n, seed=0, digit=None):
         t0 = time.perf_counter()
@@ -113,7 +114,7 @@ def wire_bytes(page) -> list[dict]:
 def main(argv=None) -> int:
     args = parse_args(argv)
     meta = args.meta
-    shape = (meta["height"], meta["width"], meta["channels"])
+    shape = meta.spec.shape
     try:
         server, page = WebServer(args.export), Page()
     except BrowserMissing as e:

@@ -10,9 +10,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from export.publish import check_destination, make_parents  # noqa: E402
 from pixelcnn_tf.errors import ArgumentParser, import_tensorflow_quietly, run_cli  # noqa: E402
 from pixelcnn_tf.run.folder import inspect_checkpoint  # noqa: E402
+from serve.backends import QUANTIZATIONS  # noqa: E402  (the tflite_<q> rows: write_tflite's variants)
 
 PROG = "python -m export"
-QUANTIZATIONS = ("float16", "dynamic", "int8")  # write_tflite's variants
 
 
 def quantizations(text: str) -> list[str]:
@@ -37,7 +37,7 @@ def parse_args(argv):
     parser = ArgumentParser(prog=PROG, description="Export a PixelCNN checkpoint for TensorFlow-free sampling.")
     parser.add_argument("--checkpoint", help="run directory, its model.keras, or a folder of runs (newest); default: models/")
     parser.add_argument("--out", required=True, help="export directory to create, with missing parent folders (must not exist, unless --overwrite)")
-    parser.add_argument("--tflite-quantize", type=quantizations, action="append", default=[], metavar="float16|dynamic|int8",
+    parser.add_argument("--tflite-quantize", type=quantizations, action="append", default=[], metavar="|".join(QUANTIZATIONS),
                         help="also write quantized TFLite variants; repeatable or a comma list")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing export at --out")
     parser.add_argument("--parity-images", type=positive, default=16, help="test images in the parity check (default 16)")

@@ -8,14 +8,15 @@ import sys
 import numpy as np
 import tensorflow as tf
 
+from serve.backends import BACKENDS
+from serve.manifest import Artifact
 from serve.metadata import file_sha256
 from serve.names import IMAGE, LABEL, LOGITS
-from serve.runtime import onnx_runner, tflite_runner
 
-SAVED_MODEL_DIR = "saved_model"
+SAVED_MODEL_DIR = BACKENDS["savedmodel"].file("saved_model")  # a folder
 SIGNATURE = "serving_default"
 ENDPOINT = "serve"  # the endpoint model.export names the forward pass; the SavedModel serves it as serving_default
-ONNX_FILE = "model.onnx"
+MODEL = "model"  # the full model's file stem: model.onnx, model.tflite, model_int8.tflite (serve.backends)
 ONNX_OPSET = 17  # tf2onnx 1.17 refuses opset 19; 17 runs on every onnxruntime since 1.13
 MAX_SHARD_BYTES = 1_000_000  # SavedModel variable files stay small enough to ship in the repository (< 1.5 MB each)
 
@@ -24,8 +25,8 @@ class ExportFailed(Exception):
     """A conversion or a parity check failed: the export is discarded."""
 
 
-def tflite_file(quantization: str | None) -> str:
-    return f"model_{quantization}.tflite" if quantization else "model.tflite"
+def tflite_backend(quantization: str | None) -> str:
+    return f"tflite_{quantization}" if quantization else "tflite"
 
 
 def _roles(names: list[str], conditional: bool, where: str) -> dict:
@@ -41,11 +42,6 @@ def _roles(names: list[str], conditional: bool, where: str) -> dict:
     return roles
 
 
-def _file_entry(kind: str, directory: str, filename: str) -> dict:
-    path = os.path.join(directory, filename)
-    return {"kind": kind, "path": filename, "bytes": os.path.getsize(path), "sha256": file_sha256(path)}
-
-
 def input_signature(model) -> list:
     """model.export's input signature of a functional model, from public API: its inputs' structure (the dict of
     image and label), each with any batch size."""
@@ -57,7 +53,7 @@ def input_signature(model) -> list:
     return [keras.tree.map_structure(spec, model.input)]  # one positional argument: the whole structure
 
 
-def write_saved_model(model, directory: str, conditional: bool, endpoints: dict | None = None) -> dict:
+def write_saved_model(model, directory: str, conditional: bool, endpoints: dict | None = None) -> Artifact:
     """A SavedModel whose serving_default signature (Keras's "serve" endpoint) takes image (and label), any batch.
 
     endpoints: name -> (trackable holding its variables, tf.function with an input signature), saved as further
@@ -79,15 +75,10 @@ def write_saved_model(model, directory: str, conditional: bool, endpoints: dict 
     if len(outputs) != 1 or inputs[IMAGE].shape[0] is not None:
         raise ExportFailed(f"{path}: expected one output and a dynamic batch axis, got {outputs} and {inputs[IMAGE].shape}")
     size = sum(os.path.getsize(os.path.join(root, name)) for root, _, names in os.walk(path) for name in names)
-    return {
-        "kind": "saved_model",
-        "path": SAVED_MODEL_DIR,
-        "bytes": size,
-        "signature": SIGNATURE,
-        "signatures": sorted(tf.saved_model.load(path).signatures),
-        "inputs": _roles(sorted(inputs), conditional, path),
-        "outputs": {LOGITS: outputs[0]},
-    }
+    row = BACKENDS["savedmodel"]
+    return Artifact(kind=row.kind, runtime=row.runtime, path=SAVED_MODEL_DIR, bytes=size, signature=SIGNATURE,
+                    signatures=sorted(tf.saved_model.load(path).signatures), inputs=_roles(sorted(inputs), conditional, path),
+                    outputs={LOGITS: outputs[0]})
 
 
 def convert_tflite(saved_model: str, path: str, quantization: str | None = None, representative=None,
@@ -139,32 +130,36 @@ def _runner(open_runner, path: str, what: str):
         raise ExportFailed(f"{what} cannot load the converted {os.path.basename(path)}: {e}") from None
 
 
-def _full_model_entry(kind: str, directory: str, filename: str, runner, conditional: bool) -> dict:
+def _full_model_entry(backend: str, directory: str, conditional: bool, **extra) -> Artifact:
+    """The manifest entry of backend's fresh full model file, its tensor names read through serve's own runtime layer."""
+    row = BACKENDS[backend]
+    filename = row.file(MODEL)
+    path = os.path.join(directory, filename)
+    runner = _runner(row.runner, path, row.runtime)
     dynamic = all(not isinstance(shape[0], int) or shape[0] < 0 for shape in runner.inputs.values())
     if not dynamic or len(runner.outputs) != 1:
         raise ExportFailed(f"{filename}: expected a dynamic batch axis and one output, got {runner.inputs} -> {list(runner.outputs)}")
-    entry = _file_entry(kind, directory, filename)
-    entry.update(inputs=_roles(sorted(runner.inputs), conditional, filename), outputs={LOGITS: next(iter(runner.outputs))})
-    return entry
+    return Artifact(kind=row.kind, runtime=row.runtime, path=filename, bytes=os.path.getsize(path), sha256=file_sha256(path),
+                    inputs=_roles(sorted(runner.inputs), conditional, filename), outputs={LOGITS: next(iter(runner.outputs))},
+                    **extra)
 
 
-def write_tflite(directory: str, conditional: bool, quantization: str | None = None, representative=None) -> dict:
+def write_tflite(directory: str, conditional: bool, quantization: str | None = None, representative=None) -> Artifact:
     """The full model as TFLite (convert_tflite); tensor names are its serving signature's."""
-    filename = tflite_file(quantization)
-    convert_tflite(os.path.join(directory, SAVED_MODEL_DIR), os.path.join(directory, filename), quantization, representative)
-    runner = _runner(tflite_runner, os.path.join(directory, filename), "LiteRT")
-    entry = _full_model_entry("tflite", directory, filename, runner, conditional)
-    entry["quantization"] = quantization or "none"
-    return entry
+    backend = tflite_backend(quantization)
+    path = os.path.join(directory, BACKENDS[backend].file(MODEL))
+    convert_tflite(os.path.join(directory, SAVED_MODEL_DIR), path, quantization, representative)
+    return _full_model_entry(backend, directory, conditional, quantization=quantization or "none")
 
 
-def write_onnx(directory: str, conditional: bool) -> dict:
+def write_onnx(directory: str, conditional: bool) -> Artifact:
     """The full model as ONNX (convert_onnx)."""
-    convert_onnx(os.path.join(directory, SAVED_MODEL_DIR), os.path.join(directory, ONNX_FILE))
-    runner = _runner(onnx_runner, os.path.join(directory, ONNX_FILE), "onnxruntime")
-    entry = _full_model_entry("onnx", directory, ONNX_FILE, runner, conditional)
-    entry["opset"] = ONNX_OPSET
-    return entry
+    convert_onnx(os.path.join(directory, SAVED_MODEL_DIR), os.path.join(directory, BACKENDS["onnx"].file(MODEL)))
+    return _full_model_entry("onnx", directory, conditional, opset=ONNX_OPSET)
+
+
+# The converters from a SavedModel signature, per file kind: every kind serve runs (tests/test_backends.py checks it).
+CONVERTERS = {"onnx": convert_onnx, "tflite": convert_tflite}
 
 
 def representative_dataset(images: np.ndarray, labels: np.ndarray | None):

@@ -3,11 +3,17 @@ from __future__ import annotations
 
 import os
 
-import keras
 import tensorflow as tf
 
 import pixelcnn_tf
-from export.artifacts import ExportFailed, representative_dataset, write_onnx, write_saved_model, write_tflite
+from export.artifacts import (
+    ExportFailed,
+    representative_dataset,
+    tflite_backend,
+    write_onnx,
+    write_saved_model,
+    write_tflite,
+)
 from export.graph_module import GraphModule
 from export.parity import format_report, parity_report
 from export.publish import WorkFolder, check_destination, remove_stale
@@ -19,47 +25,24 @@ from pixelcnn_tf.datasets import pipeline as data
 from pixelcnn_tf.errors import UserError, first_line
 from pixelcnn_tf.files import write_json_atomic
 from pixelcnn_tf.generation import keras_logits_fn
-from pixelcnn_tf.model import build_model, graph_params, has_sampler_graph, step_params
+from pixelcnn_tf.model import graph_params, has_sampler_graph, step_params
 from pixelcnn_tf.run.aside import run_name
 from pixelcnn_tf.run.checkpoints import MODEL_FILE, float32_model, load_checkpoint
-from serve.metadata import FORMAT, FORMAT_VERSION, METADATA_FILE, RUNTIMES, file_sha256
+from serve.backends import BACKENDS
+from serve.manifest import Manifest, Source, write_manifest
+from serve.metadata import file_sha256
 from serve.names import SAMPLE_SIGNATURE
 
 PARITY_FILE = "parity.json"
 
 
-def metadata(config: TrainConfig, run_dir: str, artifacts: dict, step: dict | None) -> dict:
-    m = config.model
-    for entry in artifacts.values():
-        entry["runtime"] = RUNTIMES[entry["kind"]]
-    return {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "height": m.height,
-        "width": m.width,
-        "channels": m.channels,
-        "levels": m.levels,
-        "num_classes": m.num_classes,
-        "channel_order": "RGB" if m.channels == 3 else "L",
-        "sampling_order": "raster (rows top to bottom, columns left to right), then channels R -> G -> B",
-        "input_scaling": f"image: float32 (batch, {m.height}, {m.width}, {m.channels}) of level indices 0..{m.levels - 1}; "
-        "the graph rescales them to [-1, 1] itself",
-        "label_input": f"int32 (batch,) class id in 0..{m.num_classes - 1}" if m.num_classes else None,
-        "distribution": m.output,  # serve/distributions/: how the "logits" head turns into levels
-        "mixtures": m.mixtures,
-        "output": (f"float32 logits (batch, {m.height}, {m.width}, {m.channels}, {m.levels}); softmax over the last axis"
-                   if m.output == "softmax" else f"float32 head (batch, {m.height}, {m.width}, {m.distribution.features}): "
-                   f"{m.distribution.describe()} parameters per pixel (docs/distributions.md)"),
-        "dataset": config.dataset,
-        "model_config": to_dict(m),
-        # The run's name, not its path: an absolute path of the training machine means nothing where the export goes.
-        "source": {"run": run_name(run_dir), "model_file": MODEL_FILE,
-                   "model_sha256": file_sha256(os.path.join(run_dir, MODEL_FILE))},
-        "pixelcnn_tf_version": pixelcnn_tf.__version__,
-        "artifacts": artifacts,
-        # Cached sampling's one-position model (export/step.py); null for an architecture that has none.
-        "step": step,
-    }
+def manifest(config: TrainConfig, run_dir: str, artifacts: dict, step, sampler_graph) -> Manifest:
+    """The export's metadata.json (serve.manifest), with the run's provenance."""
+    # The run's name, not its path: an absolute path of the training machine means nothing where the export goes.
+    source = Source(run=run_name(run_dir), model_file=MODEL_FILE,
+                    model_sha256=file_sha256(os.path.join(run_dir, MODEL_FILE)))
+    return Manifest.describe(to_dict(config.model), dataset=config.dataset, source=source, artifacts=artifacts, step=step,
+                             sampler_graph=sampler_graph, pixelcnn_tf_version=pixelcnn_tf.__version__)
 
 
 def section(report: dict, key: str) -> dict:
@@ -79,20 +62,20 @@ def build(model, config: TrainConfig, run_dir: str, directory: str, quantize, pa
     params = graph_params(step_params(model, config.model), config.model) if has_sampler_graph(config.model) else None
     graph = GraphModule(params, config.model) if params else None
     endpoints = {SAMPLE_SIGNATURE: (graph, graph.sample)} if graph else None
-    artifacts = {"saved_model": write_saved_model(model, directory, conditional, endpoints)}
+    artifacts = {BACKENDS["savedmodel"].artifact: write_saved_model(model, directory, conditional, endpoints)}
     log("wrote saved_model/; converting to ONNX and TFLite")
-    artifacts["onnx"] = write_onnx(directory, conditional)
-    artifacts["tflite"] = write_tflite(directory, conditional)
+    artifacts[BACKENDS["onnx"].artifact] = write_onnx(directory, conditional)
+    artifacts[BACKENDS["tflite"].artifact] = write_tflite(directory, conditional)
     for quantization in quantize:
         representative = None
         if quantization == "int8":
             images, labels = load("train", calibration_images)
             representative = representative_dataset(images, labels if conditional else None)
-        artifacts[f"tflite_{quantization}"] = write_tflite(directory, conditional, quantization, representative)
+        artifacts[BACKENDS[tflite_backend(quantization)].artifact] = write_tflite(directory, conditional, quantization, representative)
     step = write_step(model, config.model, directory, log)
-    meta = metadata(config, run_dir, artifacts, step)
-    meta["sampler_graph"] = write_sampler(params, config.model, directory, log) if params and step else None
-    write_json_atomic(os.path.join(directory, METADATA_FILE), meta)
+    graph_entry = write_sampler(params, config.model, directory, log) if params and step else None
+    meta = manifest(config, run_dir, artifacts, step, graph_entry)
+    write_manifest(directory, meta)
 
     images, labels = load("test", parity_images)
     labels = labels if conditional else None

@@ -74,8 +74,13 @@ def _main(argv) -> int:
     parser.add_argument("--recipe", required=True, help="the command that trained the run, as a user would type it")
     args = parser.parse_args(argv)
     run_dir, _, _ = inspect_checkpoint(args.checkpoint)
-    if not os.path.isfile(os.path.join(args.export, "metadata.json")):
-        raise UserError(f"{args.export} is not an export (no metadata.json)")
+    from serve import ServeError
+    from serve.manifest import read_manifest
+
+    try:
+        read_manifest(args.export)  # an export this code reads: its metadata.json present, of this format version
+    except ServeError as e:
+        raise UserError(str(e)) from None
     result = record(run_dir, args.export, args.recipe)
     write_json_atomic(os.path.join(args.export, "results.json"), result)
     print(f"{args.export}/results.json: {result['test']['nats_per_image']:.3f} nats/image on the whole test split"

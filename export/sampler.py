@@ -6,52 +6,53 @@ import shutil
 
 import numpy as np
 
-from export.artifacts import ONNX_OPSET, ExportFailed, convert_onnx, convert_tflite
+from export.artifacts import CONVERTERS, ONNX_OPSET, ExportFailed
 from export.graph_module import contract, save_graph
 from pixelcnn_tf.config import ModelConfig
-from serve.graph import GRAPH_KEY, GraphRunner, as_float32_uniforms, load_graph, loop_images
-from serve.metadata import RUNTIMES, ServeError, file_sha256, spec_of
+from serve.backends import BACKENDS, GRAPH_EXPORTS
+from serve.graph import GraphRunner, as_float32_uniforms, load_graph, loop_images
+from serve.manifest import GraphFile, Manifest, SamplerGraph
+from serve.metadata import ServeError, file_sha256
 from serve.names import SAMPLE_SIGNATURE
 from serve.sampling import uniforms
 from serve.step_loader import load_step
 
-FILES = {"onnx": "sampler.onnx", "tflite": "sampler.tflite"}
-# TFLite writes the caches with its builtin DYNAMIC_UPDATE_SLICE (XLA's op in TensorFlow); tf2onnx maps no
-# dynamic-update op, so the ONNX file is converted from the same graph with ScatterND writes instead.
-UPDATES = {"tflite": "dynamic_update_slice", "onnx": "scatter_nd"}
-CONVERTERS = {"tflite": convert_tflite, "onnx": convert_onnx}
+STEM = "sampler"  # sampler.onnx, sampler.tflite: one per serve.backends row with a sampler graph (GRAPH_EXPORTS)
 
 PARITY_SEEDS = (0, 1, 2)
 PARITY_IMAGES = 4  # per case: each image is a full raster pass of the Python loop, the slow side of the check
 MIN_AGREEMENT = 0.999  # per file and case: each graph's images vs the Python cached loop's; 100% is expected
 
 
-def convert_sampler(params: dict, config: ModelConfig, out_dir: str, kinds=tuple(FILES)) -> dict:
+def convert_sampler(params: dict, config: ModelConfig, out_dir: str, kinds=GRAPH_EXPORTS) -> dict:
     """out_dir/sampler.<kind> per kind, each through a SavedModel of its graph variant in out_dir; {kind: path}."""
     paths = {}
     for kind in kinds:
-        saved = save_graph(params, config, os.path.join(out_dir, f"sampler_{kind}_saved_model"), UPDATES[kind])
-        paths[kind] = os.path.join(out_dir, FILES[kind])
+        row = BACKENDS[kind]
+        saved = save_graph(params, config, os.path.join(out_dir, f"sampler_{kind}_saved_model"), row.graph_update)
+        paths[kind] = os.path.join(out_dir, row.file(STEM))
         try:
-            CONVERTERS[kind](saved, paths[kind], signature=SAMPLE_SIGNATURE)
+            CONVERTERS[row.kind](saved, paths[kind], signature=SAMPLE_SIGNATURE)
         except ExportFailed as e:
             raise ExportFailed(f"sampler graph: {e}") from None
     return paths
 
 
-def write_sampler(params: dict, config: ModelConfig, directory: str, log) -> dict:
-    """sampler.tflite and sampler.onnx from the graph weights (pixelcnn_tf.model.graph_params); metadata's entry."""
+def write_sampler(params: dict, config: ModelConfig, directory: str, log) -> SamplerGraph:
+    """sampler.tflite and sampler.onnx from the graph weights (pixelcnn_tf.model.graph_params); the manifest's entry."""
     work = os.path.join(directory, ".sampler-work")  # the graphs' SavedModels only feed the converters
     written = convert_sampler(params, config, work)
     artifacts = {}
-    for kind, source in written.items():
-        shutil.move(source, os.path.join(directory, FILES[kind]))
-        path = os.path.join(directory, FILES[kind])
-        artifacts[kind] = {"kind": kind, "runtime": RUNTIMES[kind], "path": FILES[kind], "bytes": os.path.getsize(path),
-                           "sha256": file_sha256(path)} | ({"opset": ONNX_OPSET} if kind == "onnx" else {})
+    for name, source in written.items():
+        row = BACKENDS[name]
+        path = os.path.join(directory, row.file(STEM))
+        shutil.move(source, path)
+        artifacts[name] = GraphFile(kind=row.kind, runtime=row.runtime, path=row.file(STEM), bytes=os.path.getsize(path),
+                                    sha256=file_sha256(path), opset=ONNX_OPSET if row.kind == "onnx" else None)
     shutil.rmtree(work)
-    log(f"wrote the sampler graph (one call samples): {', '.join(FILES.values())}, SavedModel signature {SAMPLE_SIGNATURE!r}")
-    return {**contract(config), "artifacts": artifacts}
+    log(f"wrote the sampler graph (one call samples): {', '.join(a.path for a in artifacts.values())}, "
+        f"SavedModel signature {SAMPLE_SIGNATURE!r}")
+    return SamplerGraph(**contract(config), artifacts=artifacts)
 
 
 def saved_model_runner(path: str):
@@ -62,13 +63,13 @@ def saved_model_runner(path: str):
     return lambda feeds: {name: value.numpy() for name, value in signature(**feeds).items()}
 
 
-def sampler_parity(export_dir: str, meta: dict, images: np.ndarray, labels) -> dict | None:
+def sampler_parity(export_dir: str, manifest: Manifest, images: np.ndarray, labels) -> dict | None:
     """Graph images vs the Python cached loop's for each seed and a completion; 'ok' per file."""
-    if not meta.get(GRAPH_KEY):
+    if not manifest.sampler_graph:
         return None
-    spec = spec_of(meta)
+    spec = manifest.spec
     try:
-        step, layout = load_step(meta, export_dir, "numpy", spec)
+        step, layout = load_step(manifest, export_dir, "numpy", spec)
     except ServeError as e:
         raise ExportFailed(f"the sampler graph's parity needs the numpy step model: {e}") from None
     n = min(PARITY_IMAGES, len(images))
@@ -80,12 +81,13 @@ def sampler_parity(export_dir: str, meta: dict, images: np.ndarray, labels) -> d
     expected = {name: loop_images(step, layout, spec, u, 1.0, prefix, first, case_labels)
                 for name, (u, prefix, first) in cases.items()}
     rows = {}
-    for backend in [*meta[GRAPH_KEY]["artifacts"], "saved_model"]:
-        if backend == "saved_model":
-            graph = GraphRunner(saved_model_runner(os.path.join(export_dir, meta["artifacts"]["saved_model"]["path"])), spec)
+    saved_model = BACKENDS["savedmodel"].artifact
+    for backend in [*manifest.sampler_graph.artifacts, saved_model]:
+        if backend == saved_model:
+            graph = GraphRunner(saved_model_runner(os.path.join(export_dir, manifest.artifacts[saved_model].path)), spec)
         else:
             try:  # serve's own loader: this also proves metadata.json describes the files
-                graph = load_graph(meta, export_dir, backend, spec)
+                graph = load_graph(manifest, export_dir, backend, spec)
             except ServeError as e:
                 raise ExportFailed(f"serve cannot load the fresh sampler graph {backend}: {e}") from None
         agreement = {name: float((graph(u, 1.0, prefix, first, case_labels) == expected[name]).mean())

@@ -12,24 +12,25 @@ import shutil
 import keras
 import numpy as np
 
-from export.artifacts import ONNX_OPSET, SIGNATURE, ExportFailed, convert_onnx, convert_tflite
+from export.artifacts import CONVERTERS, ONNX_OPSET, SIGNATURE, ExportFailed
 from export.parity import TOLERANCES
 from pixelcnn_tf.config import ModelConfig
 from pixelcnn_tf.model import architecture, cached_layout, has_step_model
+from serve.backends import BACKENDS, KINDS, STEP_EXPORTS
 from serve.cached import teacher_forced_logits
-from serve.metadata import RUNTIMES, ServeError, file_sha256, spec_of
+from serve.manifest import Manifest, Step, StepArtifact, StepLayout, StepPart
+from serve.metadata import ServeError, file_sha256
 from serve.names import IMAGE, LABEL
-from serve.step_loader import NUMPY_KIND, NUMPY_PART, load_step
+from serve.step_loader import NUMPY_PART, load_step
 
 STEP_DIR = "step"
-PARAMS_FILE = "step_params.npz"
-CONVERTERS = {"onnx": convert_onnx, "tflite": convert_tflite}  # artifact kind -> SavedModel converter
+PARAMS_FILE = BACKENDS["numpy"].file("step_params")
 PARITY_IMAGES = 2  # every position of each: all the step model's code paths; the full model's check takes more
 
 
-def _file(directory: str, relative: str, **extra) -> dict:
+def _file(directory: str, relative: str, **extra) -> StepPart:
     path = os.path.join(directory, relative)
-    return {"path": relative, "bytes": os.path.getsize(path), "sha256": file_sha256(path), **extra}
+    return StepPart(path=relative, bytes=os.path.getsize(path), sha256=file_sha256(path), **extra)
 
 
 def convert_step_model(step_model: keras.Model, work: str, out_dir: str, part: str, kinds=tuple(CONVERTERS)) -> dict:
@@ -38,7 +39,7 @@ def convert_step_model(step_model: keras.Model, work: str, out_dir: str, part: s
     step_model.export(saved, verbose=False)
     paths = {}
     for kind in kinds:
-        paths[kind] = os.path.join(out_dir, f"{part}.{kind}")
+        paths[kind] = os.path.join(out_dir, KINDS[kind].file(part))
         try:
             CONVERTERS[kind](saved, paths[kind])
         except ExportFailed as e:
@@ -46,8 +47,8 @@ def convert_step_model(step_model: keras.Model, work: str, out_dir: str, part: s
     return paths
 
 
-def write_step(model: keras.Model, config: ModelConfig, directory: str, log) -> dict | None:
-    """Write step/ into the export directory and return metadata's "step" entry (layout, artifacts of named parts)."""
+def write_step(model: keras.Model, config: ModelConfig, directory: str, log) -> Step | None:
+    """Write step/ into the export directory and return the manifest's step entry (layout, artifacts of named parts)."""
     if not has_step_model(config):
         log(f"no step model for a {config.architecture} model with kernel_size {config.kernel_size}: this export samples naively only")
         return None
@@ -63,24 +64,20 @@ def write_step(model: keras.Model, config: ModelConfig, directory: str, log) -> 
     if os.path.isdir(work):
         shutil.rmtree(work)
     np.savez(os.path.join(folder, PARAMS_FILE), **params)
-    log(f"wrote step/ (cached sampling): {', '.join(f'{part}.onnx, {part}.tflite' for part in entry.serving.parts)}, {PARAMS_FILE}")
-    return {
-        "layout": cached_layout(config),
-        "artifacts": {
-            "onnx": {"kind": "onnx", "runtime": RUNTIMES["onnx"], "opset": ONNX_OPSET, "signature": SIGNATURE, "parts": parts["onnx"]},
-            "tflite": {"kind": "tflite", "runtime": RUNTIMES["tflite"], "quantization": "none", "parts": parts["tflite"]},
-            "numpy": {"kind": NUMPY_KIND, "runtime": RUNTIMES[NUMPY_KIND],
-                      "parts": {NUMPY_PART: _file(directory, f"{STEP_DIR}/{PARAMS_FILE}", arrays=sorted(params))}},
-        },
-    }
+    log(f"wrote step/ (cached sampling): {', '.join(os.path.basename(p.path) for k in parts.values() for p in k.values())}, {PARAMS_FILE}")
+    parts["numpy"] = {NUMPY_PART: _file(directory, f"{STEP_DIR}/{PARAMS_FILE}", arrays=sorted(params))}
+    extra = {"onnx": {"opset": ONNX_OPSET, "signature": SIGNATURE}, "tflite": {"quantization": "none"}}
+    artifacts = {name: StepArtifact(kind=BACKENDS[name].kind, runtime=BACKENDS[name].runtime, parts=parts[name],
+                                    **extra.get(name, {})) for name in STEP_EXPORTS}
+    return Step(layout=StepLayout(**cached_layout(config)), artifacts=artifacts)
 
 
-def step_parity(model: keras.Model, config: ModelConfig, export_dir: str, meta: dict, images, labels) -> dict | None:
+def step_parity(model: keras.Model, config: ModelConfig, export_dir: str, manifest: Manifest, images, labels) -> dict | None:
     """max |Δlogit| of each step artifact vs the full Keras model at every sub-pixel of images, run in sampling order
     on the images' own levels (teacher forcing); 'ok' per tolerance, which scales with max(1, max |logit|): the step
     model sums the same products in another order (BatchNorm and rescaling folded in, float64 folding rounded to float32).
     """
-    if meta.get("step") is None:
+    if manifest.step is None:
         return None
     images = images[:PARITY_IMAGES]
     labels = None if labels is None else labels[:PARITY_IMAGES]
@@ -88,12 +85,12 @@ def step_parity(model: keras.Model, config: ModelConfig, export_dir: str, meta: 
     expected = np.asarray(model(inputs, training=False))
     scale = max(1.0, float(np.abs(expected).max()))
     rows = {}
-    for name, artifact in meta["step"]["artifacts"].items():
+    for name, artifact in manifest.step.artifacts.items():
         try:  # through serve's own loader: this also proves metadata.json describes the step files
-            step, layout = load_step(meta, export_dir, name, spec_of(meta))
+            step, layout = load_step(manifest, export_dir, name, manifest.spec)
         except ServeError as e:
             raise ExportFailed(f"serve cannot load the fresh step {name} artifact: {e}") from None
-        diff = float(np.abs(teacher_forced_logits(step, images, labels, layout, spec_of(meta).distribution) - expected).max())
-        tolerance = TOLERANCES[artifact["kind"]] * scale
+        diff = float(np.abs(teacher_forced_logits(step, images, labels, layout, manifest.spec.distribution) - expected).max())
+        tolerance = TOLERANCES[artifact.kind] * scale
         rows[name] = {"max_abs_logit_diff": diff, "tolerance": tolerance, "ok": diff <= tolerance}
     return {"images": int(len(images)), "positions": int(np.prod(images.shape[:3])), "logit_scale": scale, "artifacts": rows}

@@ -11,7 +11,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from pixelcnn_tf.errors import ArgumentParser, UserError, first_line, import_tensorflow_quietly, run_cli  # noqa: E402
 from pixelcnn_tf.files import check_output_file, write_json_atomic  # noqa: E402
 from pixelcnn_tf.run.folder import check_averaged, inspect_checkpoint  # noqa: E402
-from serve.metadata import is_export_dir, read_metadata  # noqa: E402
+from serve.backends import BACKENDS, CHECKPOINT, EXPORT_DEFAULT, NAMES  # noqa: E402
+from serve.manifest import read_manifest  # noqa: E402
+from serve.metadata import is_export_dir  # noqa: E402
 
 
 def parse_args(argv):
@@ -19,7 +21,9 @@ def parse_args(argv):
         prog="python -m pixelcnn_tf.evaluate", description="Score a PixelCNN checkpoint or export: nats/image and bits/dim."
     )
     parser.add_argument("--checkpoint", help="run directory, its model.keras, a folder of runs (newest), or an export directory; default: models/")
-    parser.add_argument("--backend", help="for an export directory: onnx (default), tflite, numpy, tflite_int8, ... (serve.Sampler.nll)")
+    parser.add_argument("--backend", choices=NAMES, metavar="|".join(NAMES),
+                        help=f"{CHECKPOINT} for a training run; for an export directory: {EXPORT_DEFAULT} (default) or "
+                        "another it has files for (serve.Sampler.nll; keras = savedmodel there)")
     parser.add_argument("--split", default="test", help="tfds split, e.g. test, train, test[:1000] (default: test)")
     parser.add_argument("--batch-size", type=int, default=144, help="images per forward pass (default 144)")
     parser.add_argument("--examples", type=int, help="score only the first N images of the split (default: all)")
@@ -86,7 +90,7 @@ def evaluate(model, config, *, split: str = "test", batch_size: int = 144, examp
     return summary(per_image, config.dataset, split, m.levels, m.dims, started)
 
 
-def evaluate_export(export_dir: str, backend: str = "onnx", *, split: str = "test", batch_size: int = 144,
+def evaluate_export(export_dir: str, backend: str = EXPORT_DEFAULT, *, split: str = "test", batch_size: int = 144,
                     examples: int | None = None, data_dir=None) -> dict:
     """Score an export through serve.Sampler.nll (onnxruntime, LiteRT or numpy): the same per-image sums as evaluate().
 
@@ -97,12 +101,19 @@ def evaluate_export(export_dir: str, backend: str = "onnx", *, split: str = "tes
     from serve import Sampler, ServeError
 
     check_options(split, batch_size, examples)
+    row = BACKENDS[backend]
     try:
-        # naive: the full model only (no sampler graph to load); numpy has none and scores with its step model.
-        sampler = Sampler.load(export_dir, backend, sampler=None if backend == "numpy" else "naive")
+        if row.tensorflow:  # an export's SavedModel, as generate.py runs it (keras = savedmodel)
+            import_tensorflow_quietly()
+            from export.savedmodel import savedmodel_sampler
+
+            sampler = savedmodel_sampler(export_dir)
+        else:
+            # naive: the full model only (no sampler graph to load); numpy has none and scores with its step model.
+            sampler = Sampler.load(export_dir, backend, sampler="naive" if row.artifact else None)
     except ServeError as e:
         raise UserError(str(e)) from None
-    dataset, spec = sampler.metadata.get("dataset", "mnist"), sampler.spec
+    dataset, spec = sampler.manifest.dataset or "mnist", sampler.spec
     conditional = bool(spec.num_classes)
     if binarized_mnist.covers(dataset, spec.levels, split):
         images, labels = binarized_mnist.load(examples)
@@ -178,7 +189,7 @@ def _main(argv) -> int:
 
 
 def _score_checkpoint(args) -> dict:
-    if args.backend not in (None, "keras"):
+    if args.backend not in (None, CHECKPOINT):
         raise UserError(f"--backend {args.backend} scores an export directory (one with metadata.json); "
                         f"{args.checkpoint or 'models'} is a training run, scored with keras")
     run_dir, config, _ = inspect_checkpoint(args.checkpoint)
@@ -199,10 +210,10 @@ def _score_checkpoint(args) -> dict:
 def _score_export(args) -> dict:
     if args.weights == "raw":
         raise UserError(f"--weights raw needs the training run: the export {args.checkpoint} holds only its shipped weights")
-    backend = args.backend or "onnx"
+    backend = args.backend or EXPORT_DEFAULT
     result = evaluate_export(args.checkpoint, backend, split=args.split, batch_size=args.batch_size,
                              examples=args.examples, data_dir=args.data_dir)
-    architecture = (read_metadata(args.checkpoint).get("model_config") or {}).get("architecture")
+    architecture = read_manifest(args.checkpoint).model_config.get("architecture")
     return {"checkpoint": args.checkpoint, "architecture": architecture, "backend": backend, "weights": "saved"} | result
 
 

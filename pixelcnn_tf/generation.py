@@ -14,8 +14,9 @@ from pixelcnn_tf.model import (
     tf_graph_runner,
 )
 from serve import Sampler
+from serve.backends import CHECKPOINT
 from serve.graph import GraphRunner
-from serve.names import IMAGE, LABEL, LOGITS
+from serve.names import IMAGE, LABEL
 from serve.runtime import Runner
 from serve.sampling import LogitsFn
 
@@ -66,11 +67,11 @@ def keras_sampler(model, config, sampler: str = "naive", jit_compile: bool = Tru
     logits_fn = keras_logits_fn(model, conditional=bool(config.num_classes))
     if sampler == "graph":
         run = tf_graph_runner(graph_params(step_params(model, config), config), config)
-        return Sampler(logits_fn, spec, "keras", graph=GraphRunner(run, spec))
+        return Sampler(logits_fn, spec, CHECKPOINT, graph=GraphRunner(run, spec))
     if sampler != "cached":
-        return Sampler(logits_fn, spec, "keras")
+        return Sampler(logits_fn, spec, CHECKPOINT)
     entry = architecture(config)
     runners = {part: compiled_runner(step_model, jit_compile and part in entry.xla_parts)
                for part, step_model in step_models(model, config).items()}
     step = entry.serving.from_runners(runners, config.num_layers, bool(config.num_classes))
-    return Sampler(logits_fn, spec, "keras", step=step, layout=cached_layout(config))
+    return Sampler(logits_fn, spec, CHECKPOINT, step=step, layout=cached_layout(config))

@@ -6,15 +6,16 @@ from typing import Callable
 import numpy as np
 
 from serve.architectures import step_architecture
+from serve.backends import KINDS
 from serve.cached import LAYOUT_KEYS
+from serve.manifest import Manifest
 from serve.metadata import ModelSpec, ServeError, checked_path
 from serve.names import IMAGES, LABEL, PREFIX, START, TEMPERATURE, UNIFORMS
-from serve.runtime import RUNTIMES, check_io
+from serve.runtime import check_io
 from serve.sampling import SamplingError
 
 # The graph (pixelcnn_tf/sampler_graph.py) trusts its inputs: check_graph_request checks each one here first, so a
 # bad request is one SamplingError line and never reaches (or crashes) a runtime.
-GRAPH_KEY = "sampler_graph"  # metadata.json's entry: {"inputs", "output", "signature", "artifacts": {kind: file}}
 # One intra-op thread: most of the graph's time goes to tiny per-sub-pixel ops, where waking workers costs more
 # than it saves. Measured side by side on the pretrained gated model (2 shared cores, load ~5), 1 vs 2 threads:
 # batch 1 LiteRT 13 vs 18 ms, onnxruntime 45 vs 62 ms; batch 144 LiteRT 2.6 vs 3.6 s, onnxruntime 2.7 vs 3.5 s.
@@ -82,19 +83,13 @@ class GraphRunner:
         return images.astype(np.uint8)
 
 
-def graph_artifact(meta: dict, backend: str) -> dict | None:
-    """The export's sampler-graph file entry for backend (onnx, tflite), or None: no graph for it."""
-    entry = ((meta.get(GRAPH_KEY) or {}).get("artifacts") or {}).get(backend)
-    return entry if isinstance(entry, dict) else None
-
-
-def load_graph(meta: dict, export_dir: str, backend: str, spec: ModelSpec, threads: int | None = None) -> GraphRunner:
+def load_graph(manifest: Manifest, export_dir: str, backend: str, spec: ModelSpec, threads: int | None = None) -> GraphRunner:
     """The sampler graph of an export for backend, its file checked (size, sha256) and its tensors against the contract."""
-    entry = graph_artifact(meta, backend)
-    if entry is None or entry.get("kind") not in RUNTIMES:
+    entry = manifest.graph_file(backend)
+    if entry is None or KINDS[entry.kind].runner is None:
         raise ServeError(f"export {export_dir} has no sampler graph for backend {backend!r}; use sampler='cached'")
     path = checked_path(entry, export_dir, f"sampler graph {backend}")
-    runner = RUNTIMES[entry["kind"]](path, GRAPH_THREADS if threads is None else threads)
+    runner = KINDS[entry.kind].runner(path, GRAPH_THREADS if threads is None else threads)
     inputs = {UNIFORMS: list(spec.shape), TEMPERATURE: None, PREFIX: list(spec.shape), START: None}
     check_io(runner, path, inputs | ({LABEL: []} if spec.num_classes else {}), {IMAGES: list(spec.shape)})
     return GraphRunner(runner, spec)

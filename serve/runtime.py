@@ -72,9 +72,6 @@ def tflite_runner(path: str, threads: int = ALL_CORES) -> Runner:
     return Runner(lambda feeds: runner(**feeds), shapes(runner.get_input_details()), shapes(runner.get_output_details()))
 
 
-RUNTIMES = {"onnx": onnx_runner, "tflite": tflite_runner}  # artifact kind -> runner factory
-
-
 def feeds(arrays: dict, labels, conditional: bool, label_name: str = LABEL) -> dict:
     """Named float32 inputs, plus the int32 label exactly when the model is class-conditional."""
     named = {name: np.ascontiguousarray(value, np.float32) for name, value in arrays.items()}

@@ -5,16 +5,17 @@ from typing import Callable
 
 import numpy as np
 
+from serve.backends import BACKENDS, EXPORT_DEFAULT, KINDS, SERVED
 from serve.cached import sample_cached, teacher_forced_logits
-from serve.graph import GraphRunner, as_float32_uniforms, graph_artifact, load_graph, loop_images
-from serve.metadata import ModelSpec, ServeError, artifact, read_metadata, spec_of
+from serve.graph import GraphRunner, as_float32_uniforms, load_graph, loop_images
+from serve.manifest import Artifact, Manifest, read_manifest
+from serve.metadata import ModelSpec, ServeError, checked_path
 from serve.names import IMAGE, LABEL, LOGITS
-from serve.runtime import ALL_CORES, RUNTIMES, check_io, feeds
+from serve.runtime import ALL_CORES, check_io, feeds
 from serve.sampling import LogitsFn, SamplingError, check_labels, check_request, is_integer, sample_naive, uniforms
 from serve.step_loader import load_step, step_artifact
 
 SAMPLERS = ("graph", "cached", "naive")
-STEP_ONLY = "numpy"  # a backend with a step model (step_params.npz) and no full model: cached sampling only
 
 SCORE_BATCH = 256  # images per forward pass in nll(): bounds memory, the result does not depend on it
 
@@ -22,7 +23,7 @@ SCORE_BATCH = 256  # images per forward pass in nll(): bounds memory, the result
 class Sampler:
     """Draws and scores images with the shared numpy loop, so one seed gives the same draws on every backend."""
 
-    def __init__(self, logits_fn: LogitsFn | None, spec: ModelSpec, backend: str = "custom", metadata: dict | None = None,
+    def __init__(self, logits_fn: LogitsFn | None, spec: ModelSpec, backend: str = "custom", manifest: Manifest | None = None,
                  step=None, layout: dict | None = None, graph: GraphRunner | None = None):
         """graph (serve.graph) makes sample() one runtime call per batch; step and layout (serve.cached) make it
         cached (and complete() too, without a graph); logits_fn serves nll() (None: no full model, and nll() feeds
@@ -32,12 +33,12 @@ class Sampler:
         self.logits_fn = logits_fn
         self.spec = spec
         self.backend = backend
-        self.metadata = metadata or {}
+        self.manifest = manifest  # the export's metadata.json (serve.manifest), None for a model of no export
         self.step, self.layout, self.graph = step, dict(layout or {}), graph
         self.sampler = "graph" if graph is not None else "cached" if step is not None else "naive"
 
     @classmethod
-    def load(cls, export_dir: str, backend: str = "onnx", num_threads: int | None = None, sampler: str | None = None) -> "Sampler":
+    def load(cls, export_dir: str, backend: str = EXPORT_DEFAULT, num_threads: int | None = None, sampler: str | None = None) -> "Sampler":
         """Open one backend of an export: 'onnx', 'tflite', a variant such as 'tflite_int8', or 'numpy' (cached only).
 
         sampler: 'graph' (the exported sampler graph: one runtime call per batch), 'cached' (one step-model call per
@@ -51,25 +52,26 @@ class Sampler:
             raise ServeError(f"num_threads must be a positive integer, got {num_threads!r}")
         if sampler is not None and sampler not in SAMPLERS:
             raise ServeError(f"sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
-        meta = read_metadata(export_dir)
-        spec = spec_of(meta)
-        servable = sorted(name for name, entry in meta["artifacts"].items() if entry.get("kind") in RUNTIMES)
-        if step_artifact(meta, STEP_ONLY):
-            servable.append(STEP_ONLY)
+        manifest = read_manifest(export_dir)
+        spec = manifest.spec
+        # The backends of serve.backends this export has files for: a full model, or (numpy) a step model only.
+        servable = [name for name in SERVED if BACKENDS[name].artifact in manifest.artifacts
+                    or (BACKENDS[name].artifact is None and step_artifact(manifest, name))]
         if backend not in servable:
             raise ServeError(f"unknown backend {backend!r} for {export_dir}; choose one of {', '.join(servable) or '(none)'}")
         if sampler is None:
-            sampler = "graph" if graph_artifact(meta, backend) else "cached" if step_artifact(meta, backend) else "naive"
-        if backend == STEP_ONLY and sampler == "naive":
-            raise ServeError("the numpy backend samples with the step model only; use sampler='cached'")
+            sampler = "graph" if manifest.graph_file(backend) else "cached" if step_artifact(manifest, backend) else "naive"
+        full = BACKENDS[backend].artifact
+        if full is None and sampler == "naive":
+            raise ServeError(f"the {backend} backend samples with the step model only; use sampler='cached'")
         logits_fn = None
-        if backend != STEP_ONLY:
+        if full is not None:
             # Loaded even for cached sampling: nll() needs it, and a damaged file is better refused now than later.
-            entry, path = artifact(meta, export_dir, backend)
-            logits_fn = model_logits_fn(entry, path, spec, num_threads)
-        step, layout = load_step(meta, export_dir, backend, spec, num_threads) if sampler == "cached" else (None, None)
-        graph = load_graph(meta, export_dir, backend, spec, num_threads) if sampler == "graph" else None
-        return cls(logits_fn, spec, backend, meta, step, layout, graph)
+            entry = manifest.artifacts[full]
+            logits_fn = model_logits_fn(entry, checked_path(entry, export_dir, full), spec, num_threads)
+        step, layout = load_step(manifest, export_dir, backend, spec, num_threads) if sampler == "cached" else (None, None)
+        graph = load_graph(manifest, export_dir, backend, spec, num_threads) if sampler == "graph" else None
+        return cls(logits_fn, spec, backend, manifest, step, layout, graph)
 
     def sample(
         self,
@@ -178,15 +180,15 @@ class Sampler:
         return levels
 
 
-def model_logits_fn(entry: dict, path: str, spec: ModelSpec, threads: int | None = None) -> LogitsFn:
+def model_logits_fn(entry: Artifact, path: str, spec: ModelSpec, threads: int | None = None) -> LogitsFn:
     """A full model's runner as a logits function, its tensors checked against the metadata's names and the spec."""
-    inputs, outputs = dict(entry.get("inputs") or {}), dict(entry.get("outputs") or {})
+    inputs, outputs = entry.inputs, entry.outputs
     if IMAGE not in inputs or LOGITS not in outputs:
         raise ServeError(f"{path}: metadata names no {IMAGE} input or {LOGITS} output")
     conditional = bool(spec.num_classes)
     if conditional != (LABEL in inputs):
         raise ServeError(f"{path}: metadata says num_classes={spec.num_classes} but {'names' if LABEL in inputs else 'lacks'} a label input")
-    runner = RUNTIMES[entry["kind"]](path, ALL_CORES if threads is None else threads)
+    runner = KINDS[entry.kind].runner(path, ALL_CORES if threads is None else threads)
     image, label, output = inputs[IMAGE], inputs.get(LABEL), outputs[LOGITS]
     head = [spec.height, spec.width, *spec.distribution.head_shape]
     check_io(runner, path, {image: list(spec.shape)} | ({label: []} if conditional else {}), {output: head})

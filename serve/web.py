@@ -10,10 +10,11 @@ import sys
 import urllib.parse
 
 from serve.compression import CompressingMixin, warm
-from serve.graph import graph_artifact
-from serve.metadata import ServeError, checked_path, read_metadata
+from serve.manifest import read_manifest
+from serve.metadata import ServeError, checked_path
 
 PROG = "python -m serve.web"
+PAGE_BACKEND = "onnx"  # onnxruntime-web runs the export's sampler.onnx
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WEB_DIR = os.path.join(ROOT, "web")
 DEFAULT_EXPORT = os.path.join(ROOT, "pretrained", "gated_mnist")
@@ -103,7 +104,7 @@ def resolve(mounts: dict[str, str], url: str) -> str | None:
 
 def make_server(export_dir: str = DEFAULT_EXPORT, port: int = 8000, verbose: bool = False) -> http.server.ThreadingHTTPServer:
     """A server (not yet serving) for the page and export_dir; port 0 picks a free one. Raises ServeError."""
-    entry = graph_artifact(read_metadata(export_dir), "onnx")
+    entry = read_manifest(export_dir).graph_file(PAGE_BACKEND)
     if entry is None:
         raise ServeError(f"export {export_dir} has no sampler graph (sampler.onnx), which the page runs; re-export it with `python -m export`")
     checked_path(entry, export_dir, "sampler graph onnx")  # the page checks it too, but only after the download
@@ -119,7 +120,7 @@ def make_server(export_dir: str = DEFAULT_EXPORT, port: int = 8000, verbose: boo
         raise ServeError(f"cannot listen on 127.0.0.1:{port}: {e.strerror or e}") from None
     server.daemon_threads = True
     warm([os.path.join(WEB_DIR, RUNTIME_DIR, name) for name in ("ort-wasm-simd-threaded.wasm", "ort-wasm-simd-threaded.mjs")]
-         + [os.path.join(export_dir, graph_artifact(read_metadata(export_dir), "onnx")["path"])])  # the first load's largest files
+         + [os.path.join(export_dir, entry.path)])  # the first load's largest files
     server.verbose = verbose
     return server
 

@@ -154,7 +154,9 @@ def fake_onnx(source_export):
 
     def write_onnx(directory, conditional):
         shutil.copy(os.path.join(source_export, "model.onnx"), os.path.join(directory, "model.onnx"))
-        return dict(json.load(open(os.path.join(source_export, "metadata.json")))["artifacts"]["onnx"])
+        from serve.manifest import read_manifest
+
+        return read_manifest(source_export).artifacts["onnx"]
 
     return write_onnx
 

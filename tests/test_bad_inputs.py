@@ -98,6 +98,9 @@ CLI_CASES = [
     (EVALUATE, ["--checkpoint", "{ws}/good", "--backend", "onnx"], "scores an export directory"),
     (EVALUATE, ["--checkpoint", PRETRAINED, "--weights", "raw"], "holds only its shipped weights"),
     (EVALUATE, ["--checkpoint", PRETRAINED, "--backend", "tflite_int8"], "unknown backend 'tflite_int8'"),
+    (EVALUATE, ["--checkpoint", PRETRAINED, "--backend", "bogus"], "argument --backend: invalid choice: 'bogus'"),
+    (EVALUATE, ["--checkpoint", "{ws}/good", "--backend", "numpy"], "scores an export directory"),
+    (EVALUATE, ["--checkpoint", "{ws}/v3_export"], "format_version 3; this serve reads 2: re-export the checkpoint with `python -m export"),
     # export
     (EXPORT, ["--checkpoint", "{ws}/trunc", "--out", "{ws}/e"], "trunc/model.keras is damaged"),
     (EXPORT, ["--checkpoint", "{ws}/random", "--out", "{ws}/e"], "random/model.keras is damaged"),
@@ -134,6 +137,8 @@ CLI_CASES = [
     (GENERATE, ["{ws}/latin1.txt", "--out", "{ws}/s.png"], "is not UTF-8 text"),
     (GENERATE, ["--checkpoint", PRETRAINED, "--label", "3", "--out", "{ws}/s.png", "--no-progress"], "not class-conditional"),
     (GENERATE, ["--checkpoint", PRETRAINED, "--backend", "tflite_int8", "--out", "{ws}/s.png"], "unknown backend 'tflite_int8'"),
+    (GENERATE, ["--checkpoint", PRETRAINED, "--backend", "bogus", "--out", "{ws}/s.png"], "argument --backend: invalid choice: 'bogus'"),
+    (GENERATE, ["--checkpoint", "{ws}/v3_export", "--out", "{ws}/s.png"], "format_version 3; this serve reads 2: re-export"),
     (GENERATE, ["--seed", "x"], "invalid int value: 'x'"),
 ]
 
@@ -167,6 +172,9 @@ def make_workspace(root) -> None:
     (root / "foreign" / "notes.txt").write_text("my notes\n")
     (root / "old_export").mkdir()
     (root / "old_export" / "metadata.json").write_text("{}\n")
+    (root / "v3_export").mkdir()  # an export of a manifest version this code does not know
+    meta = json.loads(open(os.path.join(PRETRAINED, "metadata.json")).read()) | {"format_version": 3}
+    (root / "v3_export" / "metadata.json").write_text(json.dumps(meta))
     (root / "latin1.txt").write_bytes(b"[network]\nsave_path = caf\xe9\n")
     (root / "malformed.txt").write_text("this is not [an ini\n")
     (root / "unknown_key.txt").write_text("[network]\nwidth = 3\n")

@@ -21,6 +21,8 @@ from pixelcnn_tf.datasets.pipeline import load_arrays
 from pixelcnn_tf.generation import keras_logits_fn
 from pixelcnn_tf.run.checkpoints import load_checkpoint
 from serve import Sampler
+from serve.backends import ARTIFACTS
+from serve.manifest import read_manifest
 from serve.metadata import file_sha256
 
 TOLERANCES = export_parity.TOLERANCES  # per-backend limits on max |Δlogit| vs Keras, as the exporter enforces them
@@ -38,7 +40,8 @@ def test_export_writes_every_artifact_and_metadata(tiny_run, tiny_export):
     assert meta["source"]["model_sha256"] == file_sha256(os.path.join(tiny_run, "model.keras"))
     assert meta["pixelcnn_tf_version"] == pixelcnn_tf.__version__
     names = {"saved_model", "onnx", "tflite", "tflite_float16", "tflite_dynamic", "tflite_int8"}
-    assert set(meta["artifacts"]) == names
+    assert set(meta["artifacts"]) == names == set(ARTIFACTS)  # every row of serve/backends.py with a full-model file
+    assert read_manifest(tiny_export).to_dict() == meta  # the typed manifest holds all of it: written once, read back whole
     for name, entry in meta["artifacts"].items():
         path = os.path.join(tiny_export, entry["path"])
         if name == "saved_model":

@@ -47,7 +47,7 @@ def test_recorded_nll_is_re_measured_on_a_test_slice(tfds_dir):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("backend", ["onnx", "numpy"])
+@pytest.mark.parametrize("backend", ["onnx", "numpy", "savedmodel"])  # savedmodel: its SavedModel, in TensorFlow
 def test_evaluate_scores_the_shipped_export_as_keras_scored_its_run(tfds_dir, tmp_path, capsys, backend):
     """`python -m pixelcnn_tf.evaluate --checkpoint pretrained/gated_mnist`: the README's figure, on the recorded slice."""
     from pixelcnn_tf import evaluate

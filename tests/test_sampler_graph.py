@@ -16,9 +16,9 @@ from pixelcnn_tf.model import (
     model_spec,
     step_params,
 )
+from serve.backends import BACKENDS
 from serve.cached import sample_cached
 from serve.graph import GraphRunner, as_float32_uniforms, check_graph_request, loop_images
-from serve.runtime import RUNTIMES
 from serve.sampling import SamplingError, uniforms
 
 # name -> (architecture, channels, levels, classes, mixtures): grey seed, grey gated, RGB conditional of each (softmax),
@@ -83,7 +83,7 @@ def runner(cases, tmp_path_factory):
                 made[name, runtime] = GraphRunner(case.tf_run, case.spec)
             else:
                 written = convert_sampler(case.params, case.config, str(tmp_path_factory.mktemp(name)), [runtime])
-                made[name, runtime] = GraphRunner(RUNTIMES[runtime](written[runtime], 1), case.spec)
+                made[name, runtime] = GraphRunner(BACKENDS[runtime].runner(written[runtime], 1), case.spec)
         return made[name, runtime]
 
     return get

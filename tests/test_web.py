@@ -336,3 +336,47 @@ def test_bench_times_the_page_and_python_and_takes_screenshots(web_export, tmp_p
     with pytest.raises(SystemExit) as refused:  # never overwrites unasked
         bench_web.main(["--export", web_export, "--screenshots", str(tmp_path)])
     assert refused.value.code == 2 and "pass --overwrite" in capsys.readouterr().err
+
+
+# The page's metadata check in Node (no browser): pixelcnn.mjs with fetch answering the given metadata.json.
+NODE_LOAD = r"""
+import { PageError, SamplerGraph } from "./web/pixelcnn.mjs";
+const meta = process.argv[1];
+globalThis.fetch = async () => new Response(meta, { status: 200 });
+try {
+  await SamplerGraph.load("http://export.invalid/");
+  console.log(JSON.stringify({ loaded: true }));
+} catch (e) {
+  console.log(JSON.stringify({ page: e instanceof PageError, message: e.message }));
+}
+"""
+
+
+def node_load(meta: dict) -> dict:
+    run = subprocess.run(["node", "--input-type=module", "-e", NODE_LOAD, json.dumps(meta)], cwd=ROOT, capture_output=True,
+                         text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def test_the_page_reads_the_format_version_serve_reads_and_refuses_others_in_one_line():
+    from serve.manifest import FORMAT, FORMAT_VERSION, REEXPORT
+
+    meta = meta_of(SHIPPED)
+    assert (meta["format"], meta["format_version"]) == (FORMAT, FORMAT_VERSION)
+    # The shipped version passes the check and goes on to the download (here: fetch's metadata, not the graph).
+    assert "metadata.json says" in node_load(meta)["message"]
+    for version in (1, 3, "2", None):
+        refused = node_load(meta | {"format_version": version})
+        assert refused["page"] and "\n" not in refused["message"], refused
+        assert f"has format_version {json.dumps(version)}; this page reads {FORMAT_VERSION}: re-export the checkpoint with `{REEXPORT}`" in refused["message"]
+
+
+@pytest.mark.slow
+def test_the_page_shows_that_it_refuses_an_export_of_another_version(page, tmp_path):
+    export = copy_export(SHIPPED, tmp_path / "v3")
+    with WebServer(export) as server:  # the server reads metadata.json when it starts; it changes after
+        rewrite_metadata(export, lambda meta: meta.update(format_version=3))
+        assert page.open(server.url) == "error"
+    text = page.error()
+    assert "\n" not in text and "format_version 3; this page reads 2: re-export the checkpoint with `python -m export" in text, text

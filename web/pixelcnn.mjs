@@ -1,5 +1,9 @@
 // An export's sampler graph in onnxruntime-web: metadata, runtime choice, checked download and one call per draw.
 const RUNTIME = new URL("./node_modules/onnxruntime-web/dist/", import.meta.url).href;
+// metadata.json's format and the one version this page reads (serve/manifest.py's FORMAT, FORMAT_VERSION; a test
+// checks they agree): another version may name its files or tensors otherwise, so it is refused, not guessed at.
+export const FORMAT = "pixelcnn-tf-export";
+export const FORMAT_VERSION = 2;
 
 export class PageError extends Error {}
 
@@ -23,7 +27,9 @@ async function readMetadata(exportUrl) {
   } catch (e) {
     throw new PageError(`${url} is not JSON: ${e.message}`);
   }
-  if (meta?.format !== "pixelcnn-tf-export") throw new PageError(`${url} is not pixelcnn-tf export metadata`);
+  if (meta?.format !== FORMAT) throw new PageError(`${url} is not pixelcnn-tf export metadata`);
+  if (meta.format_version !== FORMAT_VERSION)
+    throw new PageError(`${url} has format_version ${JSON.stringify(meta.format_version) ?? "(none)"}; this page reads ${FORMAT_VERSION}: re-export the checkpoint with \`python -m export --checkpoint RUN --out DIR\``);
   for (const key of ["height", "width", "channels", "levels", "num_classes"])
     if (!Number.isInteger(meta[key])) throw new PageError(`${url} lacks a valid ${key}`);
   return meta;
