@@ -33,7 +33,8 @@ CANDIDATES = {
 
 
 def probe(flags: list[str], steps: int = 20) -> float:
-    """Training images/s of the config the flags give (train.py's config, precision and compile; random images)."""
+    """Training images/s of the config the flags give (train.py's config, precision and compile; random images of its
+    shape and levels)."""
     import keras
     import numpy as np
     import tensorflow as tf
@@ -45,8 +46,8 @@ def probe(flags: list[str], steps: int = 20) -> float:
     config = train.build_config(train.parse_args(flags))
     set_precision(config.precision)
     model = compile_model(build_model(config.model), config.model, config.learning_rate, config.ema_decay)
-    batch = config.batch_size
-    images = (np.random.default_rng(0).random((batch * 8, 28, 28, 1)) > 0.5).astype("float32")
+    batch, m = config.batch_size, config.model
+    images = np.random.default_rng(0).integers(0, m.levels, (batch * 8, m.height, m.width, m.channels)).astype("float32")
     ds = tf.data.Dataset.from_tensor_slices(({"image": images}, images.astype("int32"))).batch(batch).repeat()
     model.fit(ds, steps_per_epoch=5, epochs=1, verbose=0)  # trace and warm up
     started = time.perf_counter()
