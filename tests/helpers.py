@@ -24,6 +24,20 @@ def logits_of(model, images, labels=None) -> np.ndarray:
     return np.asarray(model(inputs, training=False))
 
 
+def one_change_per_image(config, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """(reference, moved): one random image repeated once per sub-pixel, and the same batch with sub-pixel p (raster,
+    then channel order) of image p moved by about half the levels: causality tests compare their outputs row by row,
+    so a sub-pixel outside a receptive field gives exactly 0 rather than batch-dependent float noise."""
+    h, w, c = config.height, config.width, config.channels
+    base = np.random.default_rng(seed).integers(0, config.levels, (1, h, w, c)).astype(np.float32)
+    reference = np.repeat(base, h * w * c, axis=0)
+    moved = reference.copy()
+    for p in range(h * w * c):
+        i, j, ch = np.unravel_index(p, (h, w, c))
+        moved[p, i, j, ch] = (base[0, i, j, ch] + config.levels // 2 + 1) % config.levels
+    return reference, moved
+
+
 def randomize(model, seed=0):
     """Random weights, BatchNorm shifted up so ReLUs stay active: no dependency hides behind a dead unit."""
     rng = np.random.default_rng(seed)

@@ -8,7 +8,7 @@ import sys
 import keras
 import numpy as np
 import pytest
-from helpers import ROOT, logits_of
+from helpers import ROOT, logits_of, one_change_per_image
 from helpers import randomize_gated as randomize
 
 from pixelcnn_tf.architectures.gated.network import GatedActivation, RowMaskedConv2D, gate_groups, row_mask
@@ -24,12 +24,7 @@ def influence(model, config: ModelConfig) -> np.ndarray:
     outside the receptive field give exactly 0 rather than batch-dependent float noise.
     """
     h, w, c = config.height, config.width, config.channels
-    base = np.random.default_rng(1).integers(0, config.levels, (1, h, w, c)).astype(np.float32)
-    reference = np.repeat(base, h * w * c, axis=0)
-    moved = reference.copy()
-    for p in range(h * w * c):
-        i, j, ch = np.unravel_index(p, (h, w, c))
-        moved[p, i, j, ch] = (base[0, i, j, ch] + config.levels // 2 + 1) % config.levels
+    reference, moved = one_change_per_image(config)
     diff = np.abs(logits_of(model, moved) - logits_of(model, reference)).max(axis=-1)
     return diff.reshape(h * w * c, h * w * c)
 

@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 import pytest
-from helpers import logits_of, randomize_gated, randomize_moderate
+from helpers import logits_of, one_change_per_image, randomize_gated, randomize_moderate
 
 from pixelcnn_tf.config import ModelConfig
 from pixelcnn_tf.generation import keras_logits_fn
@@ -25,12 +25,7 @@ def mixture_config(arch: str, channels: int = 3, num_classes: int = 0, **overrid
 def pixel_influence(model, config: ModelConfig) -> np.ndarray:
     """moved[p, q]: perturbing input sub-pixel p changes the head of pixel q (p in sub-pixel, q in pixel raster order)."""
     h, w, c = config.height, config.width, config.channels
-    base = np.random.default_rng(1).integers(0, config.levels, (1, h, w, c)).astype(np.float32)
-    reference = np.repeat(base, h * w * c, axis=0)
-    moved = reference.copy()
-    for p in range(h * w * c):
-        i, j, ch = np.unravel_index(p, (h, w, c))
-        moved[p, i, j, ch] = (base[0, i, j, ch] + config.levels // 2 + 1) % config.levels
+    reference, moved = one_change_per_image(config)
     diff = np.abs(logits_of(model, moved) - logits_of(model, reference)).max(axis=-1)  # (P, h, w): all head features
     return diff.reshape(h * w * c, h * w) > 1e-5
 
