@@ -23,7 +23,7 @@ from pixelcnn_tf import faults
 from pixelcnn_tf.config import TrainConfig, to_dict
 from pixelcnn_tf.datasets import pipeline as data
 from pixelcnn_tf.errors import UserError, first_line
-from pixelcnn_tf.files import write_json_atomic
+from pixelcnn_tf.files import write_json_atomic, write_text_atomic
 from pixelcnn_tf.generation import keras_logits_fn
 from pixelcnn_tf.model import graph_params, has_sampler_graph, step_params
 from pixelcnn_tf.run.aside import run_name
@@ -75,7 +75,7 @@ def build(model, config: TrainConfig, run_dir: str, directory: str, quantize, pa
     step = write_step(model, config.model, directory, log)
     graph_entry = write_sampler(params, config.model, directory, log) if params and step else None
     meta = manifest(config, run_dir, artifacts, step, graph_entry)
-    write_manifest(directory, meta)
+    write_manifest(directory, meta, write_text_atomic)
 
     images, labels = load("test", parity_images)
     labels = labels if conditional else None

@@ -274,10 +274,16 @@ def read_manifest(export_dir: str) -> Manifest:
     return from_dict(meta, path)
 
 
-def write_manifest(directory: str, manifest: Manifest) -> str:
-    """The one writer of metadata.json: sorted keys, checked by the reader first, synced and renamed into place."""
+def write_manifest(directory: str, manifest: Manifest, write_text=None) -> str:
+    """The one writer of metadata.json: sorted keys, checked by the reader first, synced and renamed into place.
+
+    write_text(path, text): the exporter's own atomic writer (pixelcnn_tf.files, with its disk-full handling and
+    fault points) instead of the one here."""
     from_dict(manifest.to_dict(), "the manifest being written")  # what serve will refuse is never written
     path = os.path.join(directory, METADATA_FILE)
+    if write_text is not None:
+        write_text(path, json.dumps(manifest.to_dict(), indent=2, sort_keys=True) + "\n")
+        return path
     tmp = os.path.join(directory, f".{METADATA_FILE}.tmp")
     try:
         with open(tmp, "w", encoding="utf-8") as f:
