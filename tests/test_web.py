@@ -93,7 +93,7 @@ def test_page_samples_what_python_samples_for_a_seed(page, server, web_export):
     # The page's own seeded generator is numpy's default_rng: no file needed for the same numbers.
     expected = python_sampler(web_export).sample(6, seed=21, temperature=0.8)
     assert_same_pixels(page_images(result, shape), expected)
-    assert "6 digits in" in page.js("return document.getElementById('sample-time').textContent")
+    assert "6 images in" in page.js("return document.getElementById('sample-time').textContent")
 
 
 def test_page_on_two_threads_samples_what_python_samples(page, server, web_export):
