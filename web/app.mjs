@@ -101,7 +101,9 @@ async function complete() {
 // Your own picture (dropped or picked): cropped and resized in the page, shown first, then selected for Complete.
 async function usePicture(file) {
   const graph = state.graph;
+  const t0 = performance.now();
   const picture = await readPicture(file, graph.shape, graph.levels);
+  picture.ms = performance.now() - t0; // decode, crop, resize and quantize
   state.picture = picture; // read by the browser test: the pixels the page completes
   state.digits = [...state.digits.filter((d) => !d.own), { ...picture, label: null, own: true }];
   state.digit = state.digits.length - 1;
