@@ -106,7 +106,21 @@ def resolve(mounts: dict[str, str], url: str) -> str | None:
     return None
 
 
-def make_server(exports: str | list[str] = DEFAULT_EXPORTS, port: int = 8000, verbose: bool = False) -> http.server.ThreadingHTTPServer:
+class Server(http.server.ThreadingHTTPServer):
+    """The page's server: .exports {name: folder}; closing it removes the folder its index.json was written to."""
+
+    daemon_threads = True
+    exports: dict[str, str] = {}
+    index_dir: str | None = None
+    verbose = False
+
+    def server_close(self):
+        super().server_close()
+        if self.index_dir:
+            shutil.rmtree(self.index_dir, ignore_errors=True)
+
+
+def make_server(exports: str | list[str] = DEFAULT_EXPORTS, port: int = 8000, verbose: bool = False) -> Server:
     """A server (not yet serving) for the page and the exports (export folders, or folders holding exports; the
     first found is the page's default); port 0 picks a free one. Raises ServeError."""
     named, index = build_index([exports] if isinstance(exports, str) else list(exports))
@@ -122,18 +136,14 @@ def make_server(exports: str | list[str] = DEFAULT_EXPORTS, port: int = 8000, ve
               "/export/": os.path.abspath(next(iter(named.values()))), "/pretrained/": os.path.join(ROOT, "pretrained")}
     handler = type("MountedHandler", (Handler,), {"mounts": mounts, "home": "/web/"})
     try:
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", port), functools.partial(handler, directory=WEB_DIR))
+        server = Server(("127.0.0.1", port), functools.partial(handler, directory=WEB_DIR))
     except OSError as e:
         shutil.rmtree(index_dir, ignore_errors=True)
         raise ServeError(f"cannot listen on 127.0.0.1:{port}: {e.strerror or e}") from None
-    server.daemon_threads = True
     default = next(iter(named.values()))
     warm([os.path.join(WEB_DIR, RUNTIME_DIR, name) for name in ("ort-wasm-simd-threaded.wasm", "ort-wasm-simd-threaded.mjs")]
          + [os.path.join(default, read_manifest(default).graph_file(PAGE_BACKEND).path)])  # the first load's largest files
-    server.verbose = verbose
-    server.exports = named
-    close = server.server_close
-    server.server_close = lambda: (close(), shutil.rmtree(index_dir, ignore_errors=True))
+    server.verbose, server.exports, server.index_dir = verbose, named, index_dir
     return server
 
 

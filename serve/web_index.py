@@ -47,12 +47,13 @@ def describe(name: str, export_dir: str) -> dict:
 
 
 def unique_names(folders: list[str]) -> list[str]:
-    """URL-safe names from the folders' base names; a repeated name gets -2, -3, ..."""
-    names = []
+    """URL-safe names from the folders' base names; a repeated name (or the index's own) gets -2, -3, ..."""
+    names: list[str] = []
     for folder in folders:
-        base = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in os.path.basename(os.path.normpath(folder))) or "export"
+        base = "".join(ch if (ch.isascii() and ch.isalnum()) or ch in "-_." else "_" for ch in os.path.basename(os.path.normpath(folder)))
+        base = base.strip(".") or "export"  # never "." or ".." in a URL path
         name, k = base, 2
-        while name in names:
+        while name in names or name == INDEX_FILE:
             name, k = f"{base}-{k}", k + 1
         names.append(name)
     return names
