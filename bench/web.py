@@ -166,7 +166,7 @@ def run(args) -> int:
     with server, page:
         for round_ in range(args.repeats):
             for threads in args.page_threads:  # alternate settings within a round: load swings hit them alike
-                url = server.url + "web/?export=../export/" + (f"&threads={threads}" if threads else "")
+                url = server.url + "web/" + (f"?threads={threads}" if threads else "")  # the index's one export
                 if page.open(url) != "ready":
                     print(f"python -m bench.web: error: the page shows: {page.error()}", file=sys.stderr)
                     return 2

@@ -88,6 +88,13 @@ def test_the_server_takes_several_exports_and_refuses_a_folder_without_any(tmp_p
         server.server_close()
 
 
+def test_export_names_are_unique_url_safe_and_never_the_index():
+    from serve.web_index import unique_names
+
+    assert unique_names(["a/cifar", "b/cifar", "c/index.json", "d/..", "e/my model é"]) == [
+        "cifar", "cifar-2", "index.json-2", "export", "my_model__"]
+
+
 def test_the_picker_lists_what_the_index_lists_and_switches_models(page, served):
     entries = index_of(served)
     assert [e["name"] for e in entries][-2:] == ["rgb", "rgb_mixture"] and "gated_mnist" in [e["name"] for e in entries]
