@@ -13,7 +13,7 @@ from helpers import ROOT
 from PIL import Image
 from test_web import assert_same_pixels, need_browser, page_images
 
-from bench.browser import Page, WebServer
+from bench.browser import RUNTIME, Page, WebServer
 from pixelcnn_tf.figures import read_png_images
 from serve import Sampler
 from serve.manifest import read_manifest
@@ -36,6 +36,11 @@ def served(rgb_export, rgb_mixture_export):
         yield server
 
 
+def need_runtime() -> None:
+    if not os.path.isdir(RUNTIME):
+        pytest.skip("web/node_modules missing: npm ci in web/")
+
+
 def graph_sampler(export: str) -> Sampler:
     return Sampler.load(export, "onnx", sampler="graph")
 
@@ -53,6 +58,7 @@ def test_the_index_lists_every_export_of_a_folder_from_its_manifest(tmp_path):
     """No browser: `python -m serve.web` on pretrained/ (its default) lists each export there, read from metadata.json."""
     from serve.web import DEFAULT_EXPORTS, make_server
 
+    need_runtime()
     server = make_server(port=0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -78,6 +84,7 @@ def test_the_server_takes_several_exports_and_refuses_a_folder_without_any(tmp_p
     from serve.metadata import ServeError
     from serve.web import make_server
 
+    need_runtime()
     (tmp_path / "empty").mkdir()
     with pytest.raises(ServeError, match="no metadata.json in .*empty nor in any folder inside it"):
         make_server([SHIPPED, str(tmp_path / "empty")], port=0)
