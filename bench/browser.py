@@ -40,10 +40,11 @@ def find_browser() -> tuple[str, str]:
 
 
 class WebServer:
-    """`python -m serve.web --export DIR --port 0` in a subprocess; .url is its address once it listens."""
+    """`python -m serve.web --export DIR [--export DIR ...] --port 0` in a subprocess; .url is its address once it listens."""
 
-    def __init__(self, export_dir: str):
-        self.process = subprocess.Popen([sys.executable, "-m", "serve.web", "--export", export_dir, "--port", "0"],
+    def __init__(self, exports: str | list[str]):
+        flags = [arg for path in ([exports] if isinstance(exports, str) else exports) for arg in ("--export", path)]
+        self.process = subprocess.Popen([sys.executable, "-m", "serve.web", *flags, "--port", "0"],
                                         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         line = self.process.stdout.readline()
         if " at http://127.0.0.1:" not in line:

@@ -1,11 +1,12 @@
-"""Benchmark: the page's sampler graph in headless Chromium (wasm, 1 thread vs all) vs onnxruntime in Python, and
-the bytes of the page's first load on the wire; `python -m bench.web`."""
+"""Benchmark: the page's sampler graph in headless Chromium (wasm, 1 thread vs all) vs onnxruntime in Python, sampling
+and completing an uploaded picture, and the bytes of the page's first load on the wire; `python -m bench.web`."""
 from __future__ import annotations
 
 import argparse
 import os
 import statistics
 import sys
+import tempfile
 import time
 import urllib.request
 
@@ -16,7 +17,7 @@ from bench.browser import ROOT, BrowserMissing, Page, WebServer
 from serve.manifest import read_manifest
 from serve.web import PAGE_BACKEND
 
-COMPLETIONS = 8  # the page's Complete button draws this many
+COMPLETIONS = 8  # the page's Complete button draws this many by default
 SCREENSHOTS = ("web_sample.png", "web_complete.png")
 CHROMIUM_ACCEPT = "gzip, deflate, br, zstd"  # the Accept-Encoding Chromium sends
 
@@ -36,7 +37,8 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m bench.web", description=__doc__)
     parser.add_argument("--export", default=os.path.join(ROOT, "pretrained", "gated_mnist"), help="export directory (default: pretrained/gated_mnist)")
     parser.add_argument("--counts", type=batch_sizes, default="16,144", help="digits per Sample (default 16,144)")
-    parser.add_argument("--keep-rows", type=int, default=14, help="rows kept by Complete (default 14)")
+    parser.add_argument("--keep-rows", type=int, help="rows of the uploaded picture kept by Complete (default: half the image)")
+    parser.add_argument("--picture", help="the picture uploaded to the page and completed (default: a 640x480 JPEG made for the run)")
     parser.add_argument("--page-threads", type=thread_counts, default="1,0", help="the page's wasm threads, one page load each (?threads=; 0: the page's default, every core; default 1,0)")
     parser.add_argument("--threads", type=thread_counts, default="1,2", help="onnxruntime intra-op threads in Python, each a session (0: serve's own choice, 1 for the graph; default 1,2)")
     parser.add_argument("--repeats", type=int, default=3, help="rounds, each runs every page and Python setting in turn; medians are printed (default 3)")
@@ -50,6 +52,12 @@ def parse_args(argv):
         args.meta = read_manifest(args.export)
     except ValueError as e:
         parser.error(str(e))
+    height = args.meta.height
+    args.keep_rows = height // 2 if args.keep_rows is None else args.keep_rows
+    if not 0 <= args.keep_rows <= height:
+        parser.error(f"--keep-rows must be in 0..{height} for this {height}-row model, got {args.keep_rows}")
+    if args.picture is not None and not os.path.isfile(args.picture):
+        parser.error(f"--picture {args.picture}: no such file")
     if args.screenshots:
         taken = [name for name in SCREENSHOTS if os.path.exists(os.path.join(args.screenshots, name))]
         if taken and not args.overwrite:
@@ -57,25 +65,44 @@ def parse_args(argv):
     return args
 
 
+def photo(folder: str) -> str:
+    """A 640x480 JPEG (quality 90) of smooth colour with noise: a camera picture's size, made without a camera."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:480, 0:640]
+    rgb = np.stack([x * 255 / 639, y * 255 / 479, (x + y) * 255 / 1118], axis=-1) + rng.normal(0, 12, (480, 640, 3))
+    path = os.path.join(folder, "photo.jpg")
+    Image.fromarray(np.clip(np.round(rgb), 0, 255).astype(np.uint8)).save(path, quality=90)
+    return path
+
+
 def python_runner(args, threads: int):
-    """draw(n, seed, digit=None) -> (images, seconds): serve.Sampler through the same sampler.onnx (onnxruntime)."""
+    """draw(what, n) -> (result, seconds) through serve.Sampler and the same sampler.onnx (onnxruntime): 'sample',
+    'read picture' (generate.py --complete's Pillow crop and resize) or 'complete' (the picture Python read)."""
+    from pixelcnn_tf.figures import read_png_images
     from serve import Sampler
 
     sampler = Sampler.load(args.export, PAGE_BACKEND, num_threads=threads or None)
+    spec = args.meta.spec
 
-    def run(n, seed=0, digit=None):
+    def run(what, n=COMPLETIONS):
         t0 = time.perf_counter()
-        if digit is None:
-            images = sampler.sample(n, seed=seed)
+        if what == "sample":
+            result = sampler.sample(n, seed=0)
+        elif what == "read picture":
+            result = read_png_images(args.picture, spec.shape, spec.levels)[0]
         else:
-            images = sampler.complete(digit[None], start_row=args.keep_rows, num_samples=n, seed=seed)
-        return images, time.perf_counter() - t0
+            picture = read_png_images(args.picture, spec.shape, spec.levels)[0]
+            t0 = time.perf_counter()  # the draw only, as the page times it
+            result = sampler.complete(picture, start_row=args.keep_rows, num_samples=n, seed=0)
+        return result, time.perf_counter() - t0
 
     return run
 
 
-def page_draws(page, args, shots: bool) -> tuple[dict, np.ndarray]:
-    """{what: (images, seconds)} of the page's own timings (the runtime call), and the digit Complete used."""
+def page_draws(page, args, shots: bool) -> dict:
+    """{what: (images, seconds)} of the page's own timings: the runtime call, and reading the uploaded picture."""
     page.set("count", max(args.counts))
     page.click("sample")  # warm-up at the largest draw: the first run compiles and grows the wasm memory
     draws = {}
@@ -87,14 +114,20 @@ def page_draws(page, args, shots: bool) -> tuple[dict, np.ndarray]:
         draws[f"sample {n}"] = (np.asarray(done["images"]), done["ms"] / 1000)
         if shots and n == min(args.counts):
             page.driver.save_screenshot(os.path.join(args.screenshots, SCREENSHOTS[0]))
+    page.js("document.body.dataset.state = 'busy'")
+    page.upload("picture-file", args.picture)
+    page.expect_ready()
+    levels = page.js("return Array.from(window.pixelcnnPage.picture.levels)")
+    draws["read picture"] = (np.asarray(levels), page.js("return window.pixelcnnPage.picture.ms") / 1000)
     page.set("rows", args.keep_rows)
+    page.set("completions", COMPLETIONS)
+    page.set("seed", 0)
     page.click("complete")
     done = page.result("completed")
     draws[f"complete {COMPLETIONS}"] = (np.asarray(done["images"]), done["ms"] / 1000)
     if shots:
         page.driver.save_screenshot(os.path.join(args.screenshots, SCREENSHOTS[1]))
-    digit = page.js("return Array.from(window.pixelcnnPage.digits[window.pixelcnnPage.digit].levels)")
-    return draws, np.asarray(digit)
+    return draws
 
 
 def wire_bytes(page) -> list[dict]:
@@ -113,8 +146,12 @@ def wire_bytes(page) -> list[dict]:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    meta = args.meta
-    shape = meta.spec.shape
+    with tempfile.TemporaryDirectory(prefix="bench-web-") as folder:
+        args.picture = args.picture or photo(folder)
+        return run(args)
+
+
+def run(args) -> int:
     try:
         server, page = WebServer(args.export), Page()
     except BrowserMissing as e:
@@ -125,25 +162,25 @@ def main(argv=None) -> int:
     pages, files = {}, None
     pythons = {threads: python_runner(args, threads) for threads in args.threads}
     for runner in pythons.values():
-        runner(max(args.counts))  # warm-up, as the page
+        runner("sample", max(args.counts))  # warm-up, as the page
     with server, page:
         for round_ in range(args.repeats):
             for threads in args.page_threads:  # alternate settings within a round: load swings hit them alike
-                url = server.url + "web/?export=../export/" + (f"&threads={threads}" if threads else "")
+                url = server.url + "web/" + (f"?threads={threads}" if threads else "")  # the index's one export
                 if page.open(url) != "ready":
                     print(f"python -m bench.web: error: the page shows: {page.error()}", file=sys.stderr)
                     return 2
                 label = f"page {page.js('return window.pixelcnnPage.threads.used')} thr"
                 pages[label] = {"load": page.js("return window.pixelcnnPage.load"), "threads": page.js("return window.pixelcnnPage.threads")}
                 files = files or wire_bytes(page)
-                draws, digit = page_draws(page, args, shots=bool(args.screenshots) and round_ == 0 and threads == args.page_threads[-1])
+                draws = page_draws(page, args, shots=bool(args.screenshots) and round_ == 0 and threads == args.page_threads[-1])
                 for what, (images, seconds) in draws.items():
                     times.setdefault((what, label), []).append(seconds)
                 for threads_py, python in pythons.items():
                     label_py = f"python {threads_py or 'default'} thr"
                     for what, (images, _) in draws.items():
-                        n = int(what.split()[1])
-                        expected, seconds = python(n, digit=digit.reshape(shape) if what.startswith("complete") else None)
+                        kind, _, count = what.rpartition(" ") if what[-1].isdigit() else (what, "", "1")
+                        expected, seconds = python(kind, int(count))
                         times.setdefault((what, label_py), []).append(seconds)
                         agree = float(np.mean(images.reshape(expected.shape) == expected))
                         same[what] = min(same.get(what, 1.0), agree)
@@ -161,7 +198,8 @@ def main(argv=None) -> int:
         from pixelcnn_tf.files import write_json_atomic
 
         write_json_atomic(args.json, {"export": args.export, "pages": pages, "files": files, "repeats": args.repeats,
-                                      "python_threads": args.threads, "rows": rows, "columns": columns})
+                                      "python_threads": args.threads, "rows": rows, "columns": columns,
+                                      "picture": os.path.basename(args.picture), "keep_rows": args.keep_rows})
     return 0
 
 

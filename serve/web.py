@@ -1,23 +1,26 @@
-"""`python -m serve.web [--export DIR] [--port 8000]`: serve the browser page (web/) and an export on 127.0.0.1."""
+"""`python -m serve.web [--export DIR ...] [--port 8000]`: serve the browser page (web/) and exports on 127.0.0.1."""
 from __future__ import annotations
 
 import argparse
 import functools
 import http.server
+import json
 import os
 import posixpath
+import shutil
 import sys
+import tempfile
 import urllib.parse
 
 from serve.compression import CompressingMixin, warm
 from serve.manifest import read_manifest
-from serve.metadata import ServeError, checked_path
+from serve.metadata import ServeError
+from serve.web_index import INDEX_FILE, PAGE_BACKEND, build_index
 
 PROG = "python -m serve.web"
-PAGE_BACKEND = "onnx"  # onnxruntime-web runs the export's sampler.onnx
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WEB_DIR = os.path.join(ROOT, "web")
-DEFAULT_EXPORT = os.path.join(ROOT, "pretrained", "gated_mnist")
+DEFAULT_EXPORTS = os.path.join(ROOT, "pretrained")  # every export in it: the shipped models, found, not listed
 RUNTIME_DIR = os.path.join("node_modules", "onnxruntime-web", "dist")  # under web/, made by `npm ci`
 # What browsers insist on: a streaming-compiled .wasm must be application/wasm, an ES module a JavaScript type.
 MIME_TYPES = {".wasm": "application/wasm", ".onnx": "application/octet-stream", ".mjs": "text/javascript",
@@ -25,7 +28,8 @@ MIME_TYPES = {".wasm": "application/wasm", ".onnx": "application/octet-stream", 
 
 
 class Handler(CompressingMixin, http.server.SimpleHTTPRequestHandler):
-    """Static files from a few mounted folders: /web/ (the page), /export/ (the export) and /pretrained/."""
+    """Static files from mounted folders: /web/ (the page), /exports/<name>/ (each export, and index.json listing
+    them), /export/ (the first export) and /pretrained/."""
 
     mounts: dict[str, str] = {}
     real_path: str | None = None  # what send_head resolved the request to (see resolve)
@@ -102,26 +106,44 @@ def resolve(mounts: dict[str, str], url: str) -> str | None:
     return None
 
 
-def make_server(export_dir: str = DEFAULT_EXPORT, port: int = 8000, verbose: bool = False) -> http.server.ThreadingHTTPServer:
-    """A server (not yet serving) for the page and export_dir; port 0 picks a free one. Raises ServeError."""
-    entry = read_manifest(export_dir).graph_file(PAGE_BACKEND)
-    if entry is None:
-        raise ServeError(f"export {export_dir} has no sampler graph (sampler.onnx), which the page runs; re-export it with `python -m export`")
-    checked_path(entry, export_dir, "sampler graph onnx")  # the page checks it too, but only after the download
+class Server(http.server.ThreadingHTTPServer):
+    """The page's server: .exports {name: folder}; closing it removes the folder its index.json was written to."""
+
+    daemon_threads = True
+    exports: dict[str, str] = {}
+    index_dir: str | None = None
+    verbose = False
+
+    def server_close(self):
+        super().server_close()
+        if self.index_dir:
+            shutil.rmtree(self.index_dir, ignore_errors=True)
+
+
+def make_server(exports: str | list[str] = DEFAULT_EXPORTS, port: int = 8000, verbose: bool = False) -> Server:
+    """A server (not yet serving) for the page and the exports (export folders, or folders holding exports; the
+    first found is the page's default); port 0 picks a free one. Raises ServeError."""
+    named, index = build_index([exports] if isinstance(exports, str) else list(exports))
     if not os.path.isdir(os.path.join(WEB_DIR, RUNTIME_DIR)):
         raise ServeError(f"no onnxruntime-web in {os.path.join(WEB_DIR, RUNTIME_DIR)}: run `npm ci` in {WEB_DIR} first")
-    # The runtime is a root of its own (checked first): web/node_modules may be a symlink to a shared copy.
+    index_dir = tempfile.mkdtemp(prefix="pixelcnn-web-index-")  # a file, so it is served (and gzipped) like the rest
+    with open(os.path.join(index_dir, INDEX_FILE), "w", encoding="utf-8") as f:
+        json.dump(index, f, indent=1)
+    # The runtime is a root of its own (checked first): web/node_modules may be a symlink to a shared copy. Each
+    # export's prefix comes before /exports/, which holds only the index.
     mounts = {f"/web/{RUNTIME_DIR}/": os.path.join(WEB_DIR, RUNTIME_DIR), "/web/": WEB_DIR,
-              "/export/": os.path.abspath(export_dir), "/pretrained/": os.path.join(ROOT, "pretrained")}
-    handler = type("MountedHandler", (Handler,), {"mounts": mounts, "home": "/web/?export=../export/"})
+              **{f"/exports/{name}/": os.path.abspath(folder) for name, folder in named.items()}, "/exports/": index_dir,
+              "/export/": os.path.abspath(next(iter(named.values()))), "/pretrained/": os.path.join(ROOT, "pretrained")}
+    handler = type("MountedHandler", (Handler,), {"mounts": mounts, "home": "/web/"})
     try:
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", port), functools.partial(handler, directory=WEB_DIR))
+        server = Server(("127.0.0.1", port), functools.partial(handler, directory=WEB_DIR))
     except OSError as e:
+        shutil.rmtree(index_dir, ignore_errors=True)
         raise ServeError(f"cannot listen on 127.0.0.1:{port}: {e.strerror or e}") from None
-    server.daemon_threads = True
+    default = next(iter(named.values()))
     warm([os.path.join(WEB_DIR, RUNTIME_DIR, name) for name in ("ort-wasm-simd-threaded.wasm", "ort-wasm-simd-threaded.mjs")]
-         + [os.path.join(export_dir, entry.path)])  # the first load's largest files
-    server.verbose = verbose
+         + [os.path.join(default, read_manifest(default).graph_file(PAGE_BACKEND).path)])  # the first load's largest files
+    server.verbose, server.exports, server.index_dir = verbose, named, index_dir
     return server
 
 
@@ -132,7 +154,9 @@ class ArgumentParser(argparse.ArgumentParser):
 
 def parse_args(argv):
     parser = ArgumentParser(prog=PROG, description="Serve the in-browser sampling page and an export on 127.0.0.1.")
-    parser.add_argument("--export", default=DEFAULT_EXPORT, metavar="DIR", help="export directory to serve (default: pretrained/gated_mnist)")
+    parser.add_argument("--export", action="append", metavar="DIR",
+                        help="an export directory, or a folder holding exports, for the page's model picker; repeat for more "
+                        "(default: every export in pretrained/); the first is the page's default")
     parser.add_argument("--port", type=int, default=8000, help="TCP port on 127.0.0.1; 0 picks a free one (default: 8000)")
     parser.add_argument("--verbose", action="store_true", help="log every request")
     args = parser.parse_args(argv)
@@ -144,11 +168,11 @@ def parse_args(argv):
 def main(argv=None) -> int:
     parser, args = parse_args(argv)
     try:
-        server = make_server(args.export, args.port, args.verbose)
+        server = make_server(args.export or [DEFAULT_EXPORTS], args.port, args.verbose)
     except ServeError as e:
         parser.error(str(e))
     url = f"http://127.0.0.1:{server.server_address[1]}/"
-    print(f"serving {args.export} at {url} (Ctrl-C stops)", flush=True)
+    print(f"serving {', '.join(server.exports)} at {url} (Ctrl-C stops)", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

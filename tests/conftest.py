@@ -18,7 +18,8 @@ if "TFDS_DATA_DIR" not in os.environ and os.path.isdir(os.path.join(PREPARED_TFD
 from helpers import TINY_TRAIN_FLAGS  # noqa: E402
 
 # Tests using these fixtures train or export (tf2onnx, the TFLite converter): they are `slow` without saying so.
-SLOW_FIXTURES = {"tiny_run", "tiny_conditional_run", "tiny_export", "tiny_conditional_export", "gated_run", "gated_export"}
+SLOW_FIXTURES = {"tiny_run", "tiny_conditional_run", "tiny_export", "tiny_conditional_export", "gated_run", "gated_export",
+                 "rgb_export", "rgb_mixture_export"}
 
 
 def pytest_collection_modifyitems(items):
@@ -90,3 +91,29 @@ def tiny_export(tiny_run, tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_conditional_export(tiny_conditional_run, tmp_path_factory):
     return _export(tiny_conditional_run, str(tmp_path_factory.mktemp("exports") / "tiny_conditional"))
+
+
+def _rgb_export(tmp_path_factory, name: str, *flags: str) -> str:
+    """A tiny RGB model (8x10, 16 levels) trained one epoch by train.py on a random image folder, exported."""
+    import train
+    from test_folders import make_folder
+
+    base = tmp_path_factory.mktemp(name)
+    root = make_folder(base / "folder", classes=None, per_split=(16, 4), size=(10, 8))
+    code = train.main(["--dataset", "folder", "--data-dir", root, "--num-layers", "2", "--filters", "8", "--kernel-size", "3",
+                       "--levels", "16", "--epochs", "1", "--batch-size", "8", "--save-path", str(base / "models"),
+                       "--run-name", name, "--no-tensorboard", *flags])  # fmt: skip
+    assert code == 0
+    return _export(str(base / "models" / name), str(base / "exports" / name))
+
+
+@pytest.fixture(scope="session")
+def rgb_export(tmp_path_factory):
+    """An RGB export (softmax over 16 levels per channel) with its sampler graph, for the page."""
+    return _rgb_export(tmp_path_factory, "rgb")
+
+
+@pytest.fixture(scope="session")
+def rgb_mixture_export(tmp_path_factory):
+    """The same RGB model with a discretized logistic mixture of 2 as its output distribution."""
+    return _rgb_export(tmp_path_factory, "rgb_mixture", "--output", "logistic_mixture", "--mixtures", "2")

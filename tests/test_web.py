@@ -93,7 +93,7 @@ def test_page_samples_what_python_samples_for_a_seed(page, server, web_export):
     # The page's own seeded generator is numpy's default_rng: no file needed for the same numbers.
     expected = python_sampler(web_export).sample(6, seed=21, temperature=0.8)
     assert_same_pixels(page_images(result, shape), expected)
-    assert "6 digits in" in page.js("return document.getElementById('sample-time').textContent")
+    assert "6 images in" in page.js("return document.getElementById('sample-time').textContent")
 
 
 def test_page_on_two_threads_samples_what_python_samples(page, server, web_export):
@@ -323,7 +323,7 @@ def test_bench_times_the_page_and_python_and_takes_screenshots(web_export, tmp_p
     argv = ["--export", web_export, "--counts", "2", "--keep-rows", "5", "--page-threads", "1,2", "--threads", "1", "--repeats", "1"]
     assert bench_web.main([*argv, "--screenshots", str(tmp_path), "--json", str(out)]) == 0
     report = json.load(open(out))
-    assert [row["what"] for row in report["rows"]] == ["sample 2", "complete 8"]
+    assert [row["what"] for row in report["rows"]] == ["sample 2", "read picture", "complete 8"]
     assert report["columns"] == ["page 1 thr", "python 1 thr", "page 2 thr"]
     assert all(row["same_subpixels"] >= MATCH and all(row[c] > 0 for c in report["columns"]) for row in report["rows"])
     assert all(p["threads"]["crossOriginIsolated"] for p in report["pages"].values())

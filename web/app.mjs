@@ -1,9 +1,14 @@
-// The page: load the export's sampler graph, then Sample and Complete buttons, timings and errors.
-import { PageError, SamplerGraph, chooseThreads } from "./pixelcnn.mjs";
+// The page: the model picker, the chosen export's sampler graph, Sample and Complete (a test digit or your own
+// picture), timings and errors.
+import { drawGrid, zoomFor } from "./draw.mjs";
+import { loadIndex, showPicker } from "./models.mjs";
 import { parseNpy } from "./npy.mjs";
+import { readPicture } from "./picture.mjs";
+import { PageError, SamplerGraph, chooseThreads } from "./pixelcnn.mjs";
 import { toFloat32Uniforms, uniforms as seededUniforms } from "./rng.mjs";
 
-const COMPLETIONS = 8;
+const DEFAULT_EXPORT = "../pretrained/gated_mnist/"; // when the host serves no model index
+const MAX_COMPLETIONS = 64;
 const params = new URLSearchParams(location.search);
 const $ = (id) => document.getElementById(id);
 const state = { graph: null, fileUniforms: null, digits: [], digit: 0, label: null };
@@ -20,31 +25,9 @@ function fail(error) {
 
 const mb = (bytes) => (bytes < 1e6 ? `${(bytes / 1e3).toFixed(1)} kB` : `${(bytes / 1e6).toFixed(2)} MB`);
 
-// Level indices (n*H*W*C) onto a canvas as a grid (grey levels as serve.sampling.to_grid scales them, a thin
-// gap between images), shown `scale` times larger.
-function drawGrid(canvas, images, n, columns, { scale = 2, dim = null, gap = 1 } = {}) {
-  const [h, w, c] = state.graph.shape;
-  const rows = Math.ceil(n / columns);
-  canvas.width = columns * (w + gap) - gap;
-  canvas.height = rows * (h + gap) - gap;
-  canvas.style.width = `${canvas.width * scale}px`;
-  const ctx = canvas.getContext("2d");
-  const picture = ctx.createImageData(canvas.width, canvas.height);
-  picture.data.fill(96); // the gaps' grey
-  for (let i = 3; i < picture.data.length; i += 4) picture.data[i] = 255; // opaque
-  const top = state.graph.levels - 1;
-  for (let k = 0; k < n; k++) {
-    const [r0, c0] = [Math.floor(k / columns) * (h + gap), (k % columns) * (w + gap)];
-    for (let i = 0; i < h; i++)
-      for (let j = 0; j < w; j++) {
-        const src = ((k * h + i) * w + j) * c;
-        const dst = ((r0 + i) * canvas.width + c0 + j) * 4;
-        for (let ch = 0; ch < 3; ch++) picture.data[dst + ch] = Math.round((images[src + (c === 3 ? ch : 0)] * 255) / top);
-        if (dim && dim(k, i)) picture.data[dst] = Math.min(255, picture.data[dst] + 110); // rows the draw replaces
-      }
-  }
-  ctx.putImageData(picture, 0, 0);
-}
+// drawGrid with the loaded model's shape and levels.
+const draw = (canvas, images, n, columns, options = {}) =>
+  drawGrid(canvas, images, n, columns, { shape: state.graph.shape, levels: state.graph.levels, ...options });
 
 // n*H*W*C uniforms: the first n images of the loaded file, else numpy's default_rng(seed).random((n, H, W, C)).
 function uniformsFor(n, seed) {
@@ -75,7 +58,7 @@ async function timed(button, fn, timing) {
 async function sample() {
   const graph = state.graph;
   const n = Number($("count").value);
-  if (!Number.isInteger(n) || n < 1 || n > 256) throw new PageError(`digits must be a whole number in 1..256, got ${$("count").value}`);
+  if (!Number.isInteger(n) || n < 1 || n > 256) throw new PageError(`images must be a whole number in 1..256, got ${$("count").value}`);
   const seed = Number($("seed").value);
   const temperature = Number($("temperature").value);
   const labels = graph.numClasses ? Int32Array.from({ length: n }, (_, i) => state.label ?? i % graph.numClasses) : null;
@@ -84,29 +67,48 @@ async function sample() {
   const images = await graph.run({ uniforms: u, n, temperature, labels });
   const ms = performance.now() - t0;
   state.sampled = { images: Array.from(images), n, seed, temperature, ms };
-  drawGrid($("sample-canvas"), images, n, Math.ceil(Math.sqrt(n)), { scale: Math.max(1, Math.floor(448 / (Math.ceil(Math.sqrt(n)) * graph.shape[1]))) });
-  $("sample-time").textContent = `${n} digit${n > 1 ? "s" : ""} in ${(ms / 1000).toFixed(3)} s (${graph.backend})`;
+  const columns = Math.ceil(Math.sqrt(n));
+  draw($("sample-canvas"), images, n, columns, { scale: zoomFor(512, columns, graph.shape[1]) });
+  $("sample-time").textContent = `${n} image${n > 1 ? "s" : ""} in ${(ms / 1000).toFixed(3)} s (${graph.backend})`;
 }
 
 async function complete() {
   const graph = state.graph;
   const [h, w, c] = graph.shape;
   const digit = state.digits[state.digit];
-  if (!digit) throw new PageError("no test digit to complete for this model");
+  if (!digit) throw new PageError("nothing to complete: pick a test image or drop a picture of your own");
   const keep = Number($("rows").value);
-  const prefix = new Float32Array(COMPLETIONS * graph.size);
-  for (let k = 0; k < COMPLETIONS; k++) prefix.set(digit.levels, k * graph.size);
-  const labels = graph.numClasses ? new Int32Array(COMPLETIONS).fill(digit.label % graph.numClasses) : null;
-  const u = uniformsFor(COMPLETIONS, Number($("seed").value));
+  const n = Number($("completions").value);
+  if (!Number.isInteger(n) || n < 1 || n > MAX_COMPLETIONS)
+    throw new PageError(`completions must be a whole number in 1..${MAX_COMPLETIONS}, got ${$("completions").value}`);
+  const prefix = new Float32Array(n * graph.size);
+  for (let k = 0; k < n; k++) prefix.set(digit.levels, k * graph.size);
+  const label = digit.label ?? state.label ?? 0; // your own picture: the chosen class button's class
+  const labels = graph.numClasses ? new Int32Array(n).fill(label % graph.numClasses) : null;
+  const u = uniformsFor(n, Number($("seed").value));
   const t0 = performance.now();
-  const images = await graph.run({ uniforms: u, n: COMPLETIONS, temperature: Number($("temperature").value), labels, prefix, start: keep * w * c }); // start counts raster sub-pixels
+  const images = await graph.run({ uniforms: u, n, temperature: Number($("temperature").value), labels, prefix, start: keep * w * c }); // start counts raster sub-pixels
   const ms = performance.now() - t0;
-  state.completed = { images: Array.from(images), digit: state.digit, keep, ms };
-  const shown = new Int32Array((COMPLETIONS + 1) * graph.size);
+  state.completed = { images: Array.from(images), digit: state.digit, keep, n, ms };
+  const shown = new Int32Array((n + 1) * graph.size);
   shown.set(digit.levels);
   shown.set(images, graph.size);
-  drawGrid($("complete-canvas"), shown, COMPLETIONS + 1, COMPLETIONS + 1, { scale: 3, gap: 2, dim: (k, i) => k === 0 && i >= keep });
-  $("complete-time").textContent = `${COMPLETIONS} completions of the top ${keep} of ${h} rows in ${(ms / 1000).toFixed(3)} s (${graph.backend})`;
+  const columns = Math.min(n + 1, 9);
+  draw($("complete-canvas"), shown, n + 1, columns, { scale: zoomFor(880, columns, w, 2), gap: 2, dim: (k, i) => k === 0 && i >= keep });
+  $("complete-time").textContent = `${n} completion${n > 1 ? "s" : ""} of the top ${keep} of ${h} rows in ${(ms / 1000).toFixed(3)} s (${graph.backend})`;
+}
+
+// Your own picture (dropped or picked): cropped and resized in the page, shown first, then selected for Complete.
+async function usePicture(file) {
+  const graph = state.graph;
+  const t0 = performance.now();
+  const picture = await readPicture(file, graph.shape, graph.levels);
+  picture.ms = performance.now() - t0; // decode, crop, resize and quantize
+  state.picture = picture; // read by the browser test: the pixels the page completes
+  state.digits = [...state.digits.filter((d) => !d.own), { ...picture, label: null, own: true }];
+  state.digit = state.digits.length - 1;
+  showDigits();
+  $("picture-note").textContent = picture.note;
 }
 
 // Shipped test digits (grey 0..255, hex) quantized to the model's levels like pixelcnn_tf.datasets.pipeline.quantize.
@@ -131,16 +133,16 @@ function showDigits() {
   const box = $("digits");
   box.textContent = "";
   if (!state.digits.length) {
-    box.textContent = `No test digits fit a ${state.graph.shape.join("×")} model: give ?digits= a JSON like web/digits.json.`;
-    $("complete").disabled = true;
+    box.textContent = `No test images fit a ${state.graph.shape.join("×")} model (give ?digits= a JSON like web/digits.json): drop or pick a picture of your own.`;
     return;
   }
+  const scale = zoomFor(64, 1, state.graph.shape[1], 0);
   state.digits.forEach((d, k) => {
     const canvas = document.createElement("canvas");
-    canvas.title = `test digit ${d.label}`;
+    canvas.title = d.own ? d.note : `test image of class ${d.label}`;
     canvas.dataset.index = k;
     box.append(canvas);
-    drawGrid(canvas, d.levels, 1, 1, { scale: 2, gap: 0 });
+    draw(canvas, d.levels, 1, 1, { scale, gap: 0 });
     canvas.onclick = () => {
       state.digit = k;
       box.querySelectorAll("canvas").forEach((c) => c.classList.toggle("selected", c === canvas));
@@ -191,8 +193,41 @@ function threadsParam() {
   return choice.threads;
 }
 
+// A picture dropped on the Complete panel or picked: read, shown and selected; a bad file is one line on the page.
+async function pictureChosen(file) {
+  if (!file || !state.graph) return;
+  setState("busy");
+  $("error").style.display = "none";
+  $("picture-note").textContent = `reading ${file.name}…`;
+  try {
+    await usePicture(file);
+    setState("ready");
+  } catch (e) {
+    $("picture-note").textContent = "";
+    fail(e);
+  }
+}
+
+function acceptDrops(panel) {
+  panel.addEventListener("dragover", (e) => {
+    e.preventDefault(); // without this the browser opens the dropped file instead
+    panel.classList.add("dropping");
+  });
+  panel.addEventListener("dragleave", () => panel.classList.remove("dropping"));
+  panel.addEventListener("drop", (e) => {
+    e.preventDefault();
+    panel.classList.remove("dropping");
+    pictureChosen(e.dataTransfer.files[0]);
+  });
+}
+
 async function main() {
-  const exportUrl = new URL(params.get("export") || "../pretrained/gated_mnist/", location.href).href;
+  // The model: ?export= if given, else the first of the host's index (serve.web lists every export it serves).
+  const indexUrl = new URL(params.get("index") || "../exports/index.json", location.href).href;
+  state.models = await loadIndex(indexUrl);
+  const asked = params.get("export");
+  const exportUrl = asked ? new URL(asked, location.href).href : state.models[0]?.url ?? new URL(DEFAULT_EXPORT, location.href).href;
+  showPicker($("model"), state.models, exportUrl);
   const threads = threadsParam();
   const t0 = performance.now();
   const graph = await SamplerGraph.load(exportUrl, { backend: params.get("backend") || "auto", threads });
@@ -221,6 +256,8 @@ async function main() {
   $("rows").oninput = () => ($("rows-value").textContent = $("rows").value);
   $("sample").onclick = () => timed($("sample"), sample, "sample-time");
   $("complete").onclick = () => timed($("complete"), complete, "complete-time");
+  $("picture-file").onchange = (e) => pictureChosen(e.target.files[0]);
+  acceptDrops($("complete-panel"));
   $("uniforms-file").onchange = async (e) => {
     const file = e.target.files[0];
     if (file) await loadUniformsFile(await file.arrayBuffer(), file.name).catch(fail);
