@@ -49,7 +49,8 @@ class Graph(GraphPart):
     bias, label_prefix, width_out = "h_bias", "h_", 2
 
     # The maths at a position and over a row is serve's (serve/architectures/gated.py), run with TensorFlow ops on
-    # these re-laid params (same names; the skip kernels already stacked). Built per trace: the constants are.
+    # these re-laid params (same names; the skip kernels already stacked), built per trace as the constants are.
+    # ctx (aboves plus pixel taps) stays the graph's own: the step's window @ h_kernel factored per row.
 
     def forward(self, ctx, pix):
         first = ctx[0] if pix is None else ctx[0] + tf.matmul(pix, self.c["centre_0"])

@@ -107,7 +107,11 @@ def build_row_step_model(params: dict, config: ModelConfig) -> keras.Model:
     # The maths is serve's numpy row step's own (serve/architectures/gated.py row_maths), on TensorFlow ops.
     verticals, aboves = SharedMaths(row_maths, params, name="row")([inputs[indexed(BAND, n)] for n in range(L)],
                                                                     inputs.get(LABEL_INPUT))
-    outputs = dict(zip(indexed_names(VERTICAL, L - 1), verticals)) | dict(zip(indexed_names(ABOVE, L), aboves))
+    outputs = {}
+    for n, above in enumerate(aboves):  # the order the exports list them in: above_0, vertical_0, above_1, ...
+        outputs[indexed(ABOVE, n)] = above
+        if n < L - 1:
+            outputs[indexed(VERTICAL, n)] = verticals[n]
     return keras.Model(inputs, outputs, name="gated_row_step")
 
 

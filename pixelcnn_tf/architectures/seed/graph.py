@@ -40,7 +40,10 @@ class Graph(GraphPart):
     """The seed PixelCNN: the row part convolves the pad rows above with each layer's upper kernel rows."""
 
     def forward(self, ctx, pix):
-        """Layer outputs at the position: (hidden for the head, features written to slots 1..L-1), by serve's maths."""
+        """Layer outputs at the position: (hidden for the head, features written to slots 1..L-1), by serve's maths.
+
+        ctx (the row part's aboves plus the pixel taps) stays the graph's own: the same sums as the step's
+        window @ kernel, factored per row so a row's share is computed once; only the layers' maths is shared."""
         first = ctx[0] if pix is None else ctx[0] + tf.matmul(pix, self.c["centre_0"])
         centres = [self.c[f"centre_{n}"] for n in range(1, self.layers)]
         return layer_outputs(TensorFlowOps, [first] + list(ctx[1:]), centres)
