@@ -66,10 +66,11 @@ def layer_outputs(ops, contexts, centres):
     The numpy step and the Keras step model run it through step_maths, the sampler graph (pixelcnn_tf's
     architectures/seed/graph.py) on its own contexts: the three cannot drift.
     """
-    x, features = ops.relu(contexts[0]), []
+    relu, matmul = ops.relu, ops.matmul  # looked up once: the numpy step runs this per sub-pixel
+    x, features = relu(contexts[0]), []
     for context, centre in zip(contexts[1:], centres):
         features.append(x)
-        x = ops.relu(context + ops.matmul(x, centre))
+        x = relu(context + matmul(x, centre))
     return x, features
 
 
@@ -82,15 +83,16 @@ def step_maths(ops, params: dict) -> StepFn:
     centres = [params[f"centre_{n}"] for n in range(1, num_layers)]
     embeddings = [params[f"embedding_{n}"] for n in range(num_layers)] if "embedding_0" in params else None
     head_kernel, head_bias = params["head_kernel"], params["head_bias"]
+    matmul, flatten = ops.matmul, ops.flatten
 
     def step(windows, labels):
-        contexts = [ops.matmul(ops.flatten(w), kernel) + bias for w, kernel, bias in zip(windows, kernels, biases)]
+        contexts = [matmul(flatten(w), kernel) + bias for w, kernel, bias in zip(windows, kernels, biases)]
         if embeddings is not None:
             if labels is None:
                 raise SamplingError("this step function is class-conditional: it needs labels")
             contexts = [context + ops.take(table, labels) for context, table in zip(contexts, embeddings)]
         hidden, features = layer_outputs(ops, contexts, centres)
-        return features, ops.matmul(hidden, head_kernel) + head_bias
+        return features, matmul(hidden, head_kernel) + head_bias
 
     return step
 

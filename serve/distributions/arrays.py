@@ -62,12 +62,7 @@ class NumpyOps:
 
     # The architectures' per-position maths (serve/architectures/*.py) uses these too.
 
-    @staticmethod
-    def matmul(x, w):
-        """x (..., K) @ w (K, N); leading axes folded into one, so it is one 2-D product (not one per batch row)."""
-        if x.ndim == 2:
-            return x @ w
-        return (x.reshape(-1, x.shape[-1]) @ w).reshape(*x.shape[:-1], w.shape[-1])
+    matmul = staticmethod(np.matmul)  # x (..., K) @ w (K, N); a plain ufunc call: the numpy step's hot path
 
     @staticmethod
     def relu(x):
