@@ -100,9 +100,11 @@ def _get(params, name: str):
 
 
 def stacked_skips(params: dict, num_layers: int) -> dict:
-    """skip_kernel (L*F, F), skip_bias (F,): every layer's skip as one matmul over the concatenated gates."""
-    return {"skip_kernel": np.concatenate([params[f"skip_kernel_{n}"] for n in range(num_layers)]),
-            "skip_bias": np.sum([params[f"skip_bias_{n}"] for n in range(num_layers)], axis=0).astype(np.float32)}
+    """params with the layers' skip_kernel_n/skip_bias_n replaced by skip_kernel (L*F, F) and skip_bias (F,): every
+    layer's skip as one matmul over the concatenated gates (one product instead of L, also for the sampler graph)."""
+    rest = {name: value for name, value in params.items() if not name.startswith(("skip_kernel_", "skip_bias_"))}
+    return rest | {"skip_kernel": np.concatenate([params[f"skip_kernel_{n}"] for n in range(num_layers)]),
+                   "skip_bias": np.sum([params[f"skip_bias_{n}"] for n in range(num_layers)], axis=0).astype(np.float32)}
 
 
 def horizontal(ops, params, num_layers: int):
@@ -200,7 +202,7 @@ def _labels(labels):
 def numpy_gated_step(params: dict) -> GatedStep:
     """TensorFlow-free step functions from pixelcnn_tf.architectures.gated.step.fold (or np.load of its npz)."""
     p = {name: np.asarray(value, np.float32) for name, value in params.items()}
-    p |= stacked_skips(p, param_layers(p))
+    p = stacked_skips(p, param_layers(p))
     return GatedStep(pixel_maths(NumpyOps, p), row_maths(NumpyOps, p))
 
 

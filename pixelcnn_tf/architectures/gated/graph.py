@@ -37,7 +37,7 @@ def graph_params(p: dict, config: ModelConfig) -> dict[str, np.ndarray]:
                 out[f"{stack}_embedding_{n}"] = p[f"{stack}_embedding_{n}"]
     out["pixel_kernel"] = np.stack(pixel).astype(np.float32)
     out["h_bias"] = np.stack(biases).astype(np.float32)
-    out |= stacked_skips(p, layers)
+    out |= stacked_skips({name: value for name, value in p.items() if name.startswith("skip_")}, layers)
     for name in ("final_kernel", "final_bias", "head_kernel", "head_bias"):
         out[name] = p[name]
     return out

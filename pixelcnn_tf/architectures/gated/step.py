@@ -85,7 +85,7 @@ def build_pixel_step_model(params: dict, config: ModelConfig) -> keras.Model:
     if config.num_classes:
         inputs[LABEL_INPUT] = keras.Input((), dtype="int32", name=LABEL_INPUT)
     # The maths is serve's numpy pixel step's own (serve/architectures/gated.py pixel_maths), on TensorFlow ops.
-    pixel = SharedMaths(pixel_maths, params | stacked_skips(params, L), name="pixel")
+    pixel = SharedMaths(pixel_maths, stacked_skips(params, L), name="pixel")
     features, logits = pixel([inputs[indexed(WINDOW, n)] for n in range(L)], [inputs[indexed(ABOVE, n)] for n in range(L)],
                              inputs.get(LABEL_INPUT))
     outputs = dict(zip(indexed_names(FEATURES, L - 1), features))
