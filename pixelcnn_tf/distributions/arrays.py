@@ -1,6 +1,7 @@
 """The TensorFlow twin of serve.distributions.arrays.NumpyOps: the same ops, so both run the same maths."""
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 
 
@@ -62,3 +63,37 @@ class TensorFlowOps:
     @staticmethod
     def cast_like(x, like):
         return tf.cast(x, like.dtype)
+
+    # The architectures' per-position maths (serve/architectures/*.py) uses these too: the numpy step's maths runs
+    # here in the Keras step models and the sampler graph.
+
+    @staticmethod
+    def matmul(x, w):
+        """x (..., K) @ w (K, N) as one 2-D MatMul (converters map it to FullyConnected / MatMul, not a batched one)."""
+        if len(x.shape) == 2:
+            return tf.matmul(x, w)
+        y = tf.matmul(tf.reshape(x, (-1, x.shape[-1])), w)
+        if x.shape[1:-1].is_fully_defined():  # static shapes where known (all but the batch): converters prefer them
+            return tf.reshape(y, [-1] + list(x.shape[1:-1]) + [w.shape[-1]])
+        return tf.reshape(y, tf.concat([tf.shape(x)[:-1], [w.shape[-1]]], axis=0))
+
+    relu = staticmethod(tf.nn.relu)
+    sigmoid = staticmethod(tf.sigmoid)
+
+    @staticmethod
+    def take(table, rows):
+        return tf.gather(table, rows)
+
+    @staticmethod
+    def flatten(x):
+        """(B, ...) -> (B, everything else) with one constant-shape reshape (a dynamic one adds shape ops per call)."""
+        return tf.reshape(x, (-1, int(np.prod(x.shape[1:]))))
+
+    @staticmethod
+    def pad_columns(x, pad: int):
+        return tf.pad(x, [[0, 0], [0, 0], [pad, pad], [0, 0]])
+
+    @staticmethod
+    def conv_row(band, kernel):
+        y = tf.nn.conv2d(band, kernel, strides=1, padding="VALID")  # (B, 1, W, F_out)
+        return tf.reshape(y, (-1, y.shape[2], y.shape[3]))

@@ -6,6 +6,7 @@ from typing import Callable, NamedTuple, Sequence
 import numpy as np
 
 from serve.architectures.record import Chooser, StepArchitecture
+from serve.distributions.arrays import NumpyOps
 from serve.names import ABOVE, BAND, FEATURES, LOGITS, VERTICAL, WINDOW, indexed, indexed_names
 from serve.runtime import ALL_CORES, feeds
 from serve.sampling import SamplingError, check_step_output
@@ -83,70 +84,126 @@ def run_gated(
     return out
 
 
-def _gate(x: np.ndarray) -> np.ndarray:
-    first, second = np.split(x, 2, axis=-1)
-    return np.tanh(first) / (1.0 + np.exp(-second))
+# The gated model's maths, written once over ops (NumPy or TensorFlow): the numpy step runs it with NumpyOps, the
+# exported Keras step models (pixelcnn_tf's architectures/gated/step.py) and the sampler graph (.../graph.py) with
+# TensorFlow ops, so the three cannot drift. params: fold's names (the graph's re-laid ones keep them), any mapping.
+
+
+def gate(ops, y):
+    """tanh(first half) * sigmoid(second half) over the last axis: the gated unit."""
+    half = y.shape[-1] // 2
+    return ops.tanh(y[..., :half]) * ops.sigmoid(y[..., half:])
+
+
+def _get(params, name: str):
+    return params[name] if name in params else None  # what a layer lacks: None (the graph's params have no .get)
+
+
+def stacked_skips(params: dict, num_layers: int) -> dict:
+    """params with the layers' skip_kernel_n/skip_bias_n replaced by skip_kernel (L*F, F) and skip_bias (F,): every
+    layer's skip as one matmul over the concatenated gates (one product instead of L, also for the sampler graph)."""
+    rest = {name: value for name, value in params.items() if not name.startswith(("skip_kernel_", "skip_bias_"))}
+    return rest | {"skip_kernel": np.concatenate([params[f"skip_kernel_{n}"] for n in range(num_layers)]),
+                   "skip_bias": np.sum([params[f"skip_bias_{n}"] for n in range(num_layers)], axis=0).astype(np.float32)}
+
+
+def horizontal(ops, params, num_layers: int):
+    """The horizontal stack and its head at one position: (contexts) -> (hidden (B, F) for the head, features).
+
+    contexts[n]: layer n's terms but the fresh x @ h_centre_n (its row taps, link term, biases, label); features[n]
+    (n < L-1): layer n's horizontal output, residual from layer 1 on. params needs stacked_skips' skip_kernel/bias.
+    """
+    centres = [None] + [params[f"h_centre_{n}"] for n in range(1, num_layers)]
+    outs = [(params[f"out_kernel_{n}"], params[f"out_bias_{n}"]) for n in range(num_layers - 1)]
+    skip_kernel, skip_bias = params["skip_kernel"], params["skip_bias"]
+    final_kernel, final_bias = params["final_kernel"], params["final_bias"]
+
+    def run(contexts):
+        gated, features, x = [], [], None
+        for n, y in enumerate(contexts):
+            if n:
+                y = y + ops.matmul(x, centres[n])
+            gated.append(gate(ops, y))
+            if n < num_layers - 1:  # the last layer's horizontal output feeds nothing, only its skip does
+                out = ops.matmul(gated[-1], outs[n][0]) + outs[n][1]
+                x = out if n == 0 else x + out
+                features.append(x)
+        skip = ops.matmul(ops.concat(gated, axis=-1) if len(gated) > 1 else gated[0], skip_kernel) + skip_bias
+        return ops.relu(ops.matmul(ops.relu(skip), final_kernel) + final_bias), features
+
+    return run
+
+
+def vertical(ops, params, num_layers: int, pad: int):
+    """The vertical stack over a finished row: (bands, new_row, labels) -> (full bands, verticals, aboves).
+
+    bands[n] (B, rows, W+2*pad, F_n): layer n's input on the rows above; new_row (B, 1, W+2*pad, C) the finished
+    image row to append to bands[0], or None when bands[0] holds it. Each layer's full band is its bands[n] with its
+    new row (the previous layer's vertical output) appended; verticals[n] (B, W, F), n < L-1; aboves[n] (B, W, 2F):
+    the link term the next row's pixel steps add.
+    """
+    layers = [(params[f"v_kernel_{n}"], params[f"v_bias_{n}"], params[f"link_kernel_{n}"], _get(params, f"v_embedding_{n}"))
+              for n in range(num_layers)]
+
+    def run(bands, new_row, labels):
+        fulls, verticals, aboves = [], [], []
+        for band, (kernel, bias, link, embedding) in zip(bands, layers):
+            full = band if new_row is None else ops.concat([band, new_row], axis=1)
+            fulls.append(full)
+            pre = ops.conv_row(full, kernel) + bias
+            aboves.append(ops.matmul(pre, link))
+            if len(aboves) == num_layers:
+                break  # the last layer's vertical output feeds nothing (its link reads the pre-label sum)
+            if embedding is not None:
+                pre = pre + ops.take(embedding, labels)[:, None]
+            verticals.append(gate(ops, pre))
+            new_row = ops.pad_columns(verticals[-1][:, None], pad)
+        return fulls, verticals, aboves
+
+    return run
+
+
+def pixel_maths(ops, params) -> PixelFn:
+    """The pixel step over ops: the numpy step's and the exported pixel step model's (logits (B, head features))."""
+    num_layers = param_layers(params)
+    rows = [(params[f"h_kernel_{n}"], params[f"h_bias_{n}"], _get(params, f"h_embedding_{n}")) for n in range(num_layers)]
+    run = horizontal(ops, params, num_layers)
+    head_kernel, head_bias = params["head_kernel"], params["head_bias"]
+
+    def pixel(windows, aboves, labels):
+        contexts = []
+        for window, above, (kernel, bias, embedding) in zip(windows, aboves, rows):
+            y = ops.matmul(ops.flatten(window), kernel) + bias + above
+            contexts.append(y if embedding is None else y + ops.take(embedding, _labels(labels)))
+        hidden, features = run(contexts)
+        return features, ops.matmul(hidden, head_kernel) + head_bias
+
+    return pixel
+
+
+def row_maths(ops, params) -> RowFn:
+    """The row step over ops: the numpy step's and the exported row step model's."""
+    num_layers = param_layers(params)
+    run = vertical(ops, params, num_layers, params["v_kernel_0"].shape[1] // 2)
+
+    def row(bands, labels):
+        _, verticals, aboves = run(bands, None, _labels(labels) if "v_embedding_0" in params else None)
+        return verticals, aboves
+
+    return row
+
+
+def _labels(labels):
+    if labels is None:
+        raise SamplingError("this step function is class-conditional: it needs labels")
+    return labels
 
 
 def numpy_gated_step(params: dict) -> GatedStep:
     """TensorFlow-free step functions from pixelcnn_tf.architectures.gated.step.fold (or np.load of its npz)."""
     p = {name: np.asarray(value, np.float32) for name, value in params.items()}
-    num_layers = param_layers(p)
-    conditional = "h_embedding_0" in p
-    k = p["v_kernel_0"].shape[1]
-    # Gathered once, so a step does no name lookups. None marks what a layer lacks: layer 0 has no centre
-    # (its centre tap is in the window), the last layer no out_ (its output feeds nothing), no embeddings unconditional.
-    layer = [{key: p.get(f"{key}_{n}") for key in ("h_kernel", "h_bias", "h_centre", "h_embedding", "skip_kernel",
-                                                    "skip_bias", "out_kernel", "out_bias", "v_bias", "link_kernel",
-                                                    "v_embedding")} for n in range(num_layers)]
-    for n, arrays in enumerate(layer):
-        arrays["v_kernel"] = p[f"v_kernel_{n}"].reshape(-1, p[f"v_kernel_{n}"].shape[-1])  # (rows*k*F_in, 2F)
-
-    def labels_for(labels):
-        if conditional and labels is None:
-            raise SamplingError("this step function is class-conditional: it needs labels")
-        return labels
-
-    def pixel(windows, aboves, labels):
-        labels = labels_for(labels)
-        batch = windows[0].shape[0]
-        features, x, skip = [], None, 0.0
-        for n, a in enumerate(layer):
-            y = windows[n].reshape(batch, -1) @ a["h_kernel"] + a["h_bias"] + aboves[n]
-            if n:
-                y += x @ a["h_centre"]
-            if conditional:
-                y += a["h_embedding"][labels]
-            gated = _gate(y)
-            skip = skip + gated @ a["skip_kernel"] + a["skip_bias"]
-            if n < num_layers - 1:  # the last layer's horizontal output feeds nothing
-                out = gated @ a["out_kernel"] + a["out_bias"]
-                x = out + x if n else out
-                features.append(x)
-        hidden = np.maximum(np.maximum(skip, 0.0) @ p["final_kernel"] + p["final_bias"], 0.0)
-        logits = hidden @ p["head_kernel"] + p["head_bias"]
-        return features, logits  # (B, head features): the loop shapes it
-
-    def row(bands, labels):
-        labels = labels_for(labels)
-        batch, width = bands[0].shape[0], bands[0].shape[2] - (k - 1)
-        verticals, aboves, band = [], [], bands[0]
-        for n, a in enumerate(layer):
-            if n:
-                new_row = np.pad(verticals[-1], ((0, 0), (k // 2, k // 2), (0, 0)))[:, None]
-                band = np.concatenate([bands[n], new_row], axis=1)
-            # (B, rows, W, F, k) windows -> (B*W, rows*k*F): the conv as one matmul over the row.
-            windows = np.lib.stride_tricks.sliding_window_view(band, k, axis=2).transpose(0, 2, 1, 4, 3)
-            pre = (windows.reshape(batch * width, -1) @ a["v_kernel"] + a["v_bias"]).reshape(batch, width, -1)
-            aboves.append(pre @ a["link_kernel"])
-            if n == num_layers - 1:
-                break  # the last layer's vertical output feeds nothing
-            if conditional:
-                pre = pre + a["v_embedding"][labels][:, None]
-            verticals.append(_gate(pre))
-        return verticals, aboves
-
-    return GatedStep(pixel, row)
+    p = stacked_skips(p, param_layers(p))
+    return GatedStep(pixel_maths(NumpyOps, p), row_maths(NumpyOps, p))
 
 
 def param_layers(params: dict) -> int:

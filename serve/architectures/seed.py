@@ -6,6 +6,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from serve.architectures.record import Chooser, StepArchitecture
+from serve.distributions.arrays import NumpyOps
 from serve.names import FEATURES, LOGITS, WINDOW, indexed, indexed_names
 from serve.runtime import feeds
 from serve.sampling import SamplingError, check_step_output
@@ -56,8 +57,44 @@ def run_seed(step_fn: StepFn, *, shape, num_layers: int, kernel_size: int, filte
     return out
 
 
-def _relu(x: np.ndarray) -> np.ndarray:
-    return np.maximum(x, 0.0, out=x)
+def layer_outputs(ops, contexts, centres):
+    """The seed model's maths at one position, written once over ops (NumPy or TensorFlow): layer l's output is
+    relu(context_l + output_{l-1} @ centre_l), layer 0's relu(context_0).
+
+    contexts[l]: layer l's terms from everything but this position's fresh activations (cached window, bias, label);
+    centres[l-1]: layer l's centre tap (F, F), l >= 1. Returns (the last layer's output, the others' outputs).
+    The numpy step and the Keras step model run it through step_maths, the sampler graph (pixelcnn_tf's
+    architectures/seed/graph.py) on its own contexts: the three cannot drift.
+    """
+    relu, matmul = ops.relu, ops.matmul  # looked up once: the numpy step runs this per sub-pixel
+    x, features = relu(contexts[0]), []
+    for context, centre in zip(contexts[1:], centres):
+        features.append(x)
+        x = relu(context + matmul(x, centre))
+    return x, features
+
+
+def step_maths(ops, params: dict) -> StepFn:
+    """The step (windows, labels) -> (features, logits (B, head features)) over ops and fold's params: the numpy
+    step (NumpyOps) and the exported Keras step model (TensorFlow ops on its inputs) are this one function."""
+    num_layers = param_layers(params)
+    kernels = [params[f"kernel_{n}"] for n in range(num_layers)]
+    biases = [params[f"bias_{n}"] for n in range(num_layers)]
+    centres = [params[f"centre_{n}"] for n in range(1, num_layers)]
+    embeddings = [params[f"embedding_{n}"] for n in range(num_layers)] if "embedding_0" in params else None
+    head_kernel, head_bias = params["head_kernel"], params["head_bias"]
+    matmul, flatten = ops.matmul, ops.flatten
+
+    def step(windows, labels):
+        contexts = [matmul(flatten(w), kernel) + bias for w, kernel, bias in zip(windows, kernels, biases)]
+        if embeddings is not None:
+            if labels is None:
+                raise SamplingError("this step function is class-conditional: it needs labels")
+            contexts = [context + ops.take(table, labels) for context, table in zip(contexts, embeddings)]
+        hidden, features = layer_outputs(ops, contexts, centres)
+        return features, matmul(hidden, head_kernel) + head_bias
+
+    return step
 
 
 def numpy_step_fn(params: dict) -> StepFn:
@@ -65,32 +102,7 @@ def numpy_step_fn(params: dict) -> StepFn:
 
     Its matmuls are small: on a few shared cores set OPENBLAS_NUM_THREADS=1 before numpy loads (about 10x faster).
     """
-    num_layers = param_layers(params)
-    kernels = [np.asarray(params[f"kernel_{n}"], np.float32) for n in range(num_layers)]
-    biases = [np.asarray(params[f"bias_{n}"], np.float32) for n in range(num_layers)]
-    centres = [None] + [np.asarray(params[f"centre_{n}"], np.float32) for n in range(1, num_layers)]
-    conditional = "embedding_0" in params
-    embeddings = [np.asarray(params[f"embedding_{n}"], np.float32) for n in range(num_layers)] if conditional else []
-    head_kernel = np.asarray(params["head_kernel"], np.float32)
-    head_bias = np.asarray(params["head_bias"], np.float32)
-
-    def step(windows, labels):
-        if conditional and labels is None:
-            raise SamplingError("this step function is class-conditional: it needs labels")
-        batch = windows[0].shape[0]
-        features, x = [], None
-        for n in range(num_layers):
-            y = windows[n].reshape(batch, -1) @ kernels[n] + biases[n]
-            if n:
-                y += x @ centres[n]
-            if conditional:
-                y += embeddings[n][labels]
-            x = _relu(y)
-            features.append(x)
-        logits = x @ head_kernel + head_bias
-        return features[:-1], logits  # (B, head features): the loop shapes it
-
-    return step
+    return step_maths(NumpyOps, {name: np.asarray(value, np.float32) for name, value in params.items()})
 
 
 def param_layers(params: dict) -> int:

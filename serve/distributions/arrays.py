@@ -1,4 +1,4 @@
-"""The tiny array API the distributions' maths is written over, for numpy (pixelcnn_tf has the TensorFlow twin)."""
+"""The tiny array API the distributions' and architectures' maths is written over, for numpy (pixelcnn_tf has the twin)."""
 from __future__ import annotations
 
 import numpy as np
@@ -59,3 +59,39 @@ class NumpyOps:
     @staticmethod
     def cast_like(x, like):
         return np.asarray(x).astype(np.result_type(like))
+
+    # The architectures' per-position maths (serve/architectures/*.py) uses these too.
+
+    matmul = staticmethod(np.matmul)  # x (..., K) @ w (K, N); a plain ufunc call: the numpy step's hot path
+
+    @staticmethod
+    def relu(x):
+        return np.maximum(x, 0.0)
+
+    @staticmethod
+    def sigmoid(x):
+        return 1.0 / (1.0 + np.exp(-x))
+
+    @staticmethod
+    def take(table, rows):
+        """table[rows]: an embedding lookup."""
+        return table[rows]
+
+    @staticmethod
+    def flatten(x):
+        """(B, ...) -> (B, everything else)."""
+        return x.reshape(x.shape[0], -1)
+
+    @staticmethod
+    def pad_columns(x, pad: int):
+        """(B, R, W, F) -> (B, R, W + 2*pad, F), zeros left and right."""
+        return np.pad(x, ((0, 0), (0, 0), (pad, pad), (0, 0)))
+
+    @staticmethod
+    def conv_row(band, kernel):
+        """The valid convolution of a band (B, R, W+k-1, F_in) with a kernel (R, k, F_in, F_out): its one output row
+        (B, W, F_out), as one matmul over (B*W) windows."""
+        rows, k, _, fout = kernel.shape
+        windows = np.lib.stride_tricks.sliding_window_view(band, k, axis=2).transpose(0, 2, 1, 4, 3)  # (B, W, R, k, F)
+        batch, width = windows.shape[:2]
+        return (windows.reshape(batch * width, -1) @ kernel.reshape(-1, fout)).reshape(batch, width, fout)

@@ -5,7 +5,9 @@ import numpy as np
 import tensorflow as tf
 
 from pixelcnn_tf.config import ModelConfig
-from pixelcnn_tf.sampler_graph import GraphPart, conv, dense, pad_columns, pixel_taps
+from pixelcnn_tf.distributions.arrays import TensorFlowOps
+from pixelcnn_tf.sampler_graph import GraphPart, pad_columns, pixel_taps
+from serve.architectures.gated import horizontal, stacked_skips, vertical
 
 
 def graph_params(p: dict, config: ModelConfig) -> dict[str, np.ndarray]:
@@ -35,8 +37,7 @@ def graph_params(p: dict, config: ModelConfig) -> dict[str, np.ndarray]:
                 out[f"{stack}_embedding_{n}"] = p[f"{stack}_embedding_{n}"]
     out["pixel_kernel"] = np.stack(pixel).astype(np.float32)
     out["h_bias"] = np.stack(biases).astype(np.float32)
-    out["skip_kernel"] = np.concatenate([p[f"skip_kernel_{n}"] for n in range(layers)])
-    out["skip_bias"] = np.sum([p[f"skip_bias_{n}"] for n in range(layers)], axis=0).astype(np.float32)
+    out |= stacked_skips({name: value for name, value in p.items() if name.startswith("skip_")}, layers)
     for name in ("final_kernel", "final_bias", "head_kernel", "head_bias"):
         out[name] = p[name]
     return out
@@ -47,41 +48,17 @@ class Graph(GraphPart):
 
     bias, label_prefix, width_out = "h_bias", "h_", 2
 
-    def _gate(self, y):
-        return tf.tanh(y[..., : self.filters]) * tf.sigmoid(y[..., self.filters :])
+    # The maths at a position and over a row is serve's (serve/architectures/gated.py), run with TensorFlow ops on
+    # these re-laid params (same names; the skip kernels already stacked), built per trace as the constants are.
+    # ctx (aboves plus pixel taps) stays the graph's own: the step's window @ h_kernel factored per row.
 
     def forward(self, ctx, pix):
-        gated, features, x = [], [], None
-        for n in range(self.layers):
-            y = ctx[n]
-            if n == 0 and pix is not None:
-                y = y + tf.matmul(pix, self.c["centre_0"])
-            if n:
-                y = y + tf.matmul(x, self.c[f"h_centre_{n}"])
-            g = self._gate(y)
-            gated.append(g)
-            if n < self.layers - 1:  # the last layer's horizontal output feeds nothing
-                out = dense(g, self.c[f"out_kernel_{n}"], self.c[f"out_bias_{n}"])
-                x = out if n == 0 else x + out
-                features.append(x)
-        skip = dense(tf.concat(gated, axis=-1) if len(gated) > 1 else gated[0], self.c["skip_kernel"], self.c["skip_bias"])
-        hidden = tf.nn.relu(dense(tf.nn.relu(skip), self.c["final_kernel"], self.c["final_bias"]))
-        return hidden, features
+        first = ctx[0] if pix is None else ctx[0] + tf.matmul(pix, self.c["centre_0"])
+        return horizontal(TensorFlowOps, self.c, self.layers)([first] + list(ctx[1:]))
 
     def row(self, row, bands, terms, label):
         """The vertical stack over the finished row: new bands and the next row's link terms (W, L, N, 2F)."""
-        f, w = self.filters, self.config.width
         new_row = pad_columns(tf.transpose(row[:, 0, :, : self.config.channels], (1, 0, 2))[:, None], self.pad)
-        new_bands, aboves = [], []
-        for n, band in enumerate(bands):
-            full = tf.concat([band, new_row], axis=1)  # rows i-pad..i
-            new_bands.append(full[:, 1:])
-            pre = conv(full, self.c[f"v_kernel_{n}"]) + self.c[f"v_bias_{n}"]  # (N, 1, W, 2F)
-            aboves.append(tf.reshape(tf.matmul(tf.reshape(pre, (-1, 2 * f)), self.c[f"link_kernel_{n}"]), (-1, w, 2 * f)))
-            if n < self.layers - 1:
-                label_term = self.embedded("v_", label, n)
-                if label_term is not None:
-                    pre = pre + label_term[:, None, None]
-                new_row = pad_columns(self._gate(pre), self.pad)
+        fulls, _, aboves = vertical(TensorFlowOps, self.c, self.layers, self.pad)(bands, new_row, label)
         above = tf.transpose(tf.stack(aboves), (2, 0, 1, 3))  # (W, L, N, 2F)
-        return new_bands, above + terms[None]
+        return [full[:, 1:] for full in fulls], above + terms[None]

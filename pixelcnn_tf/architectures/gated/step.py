@@ -4,12 +4,14 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from pixelcnn_tf.architectures.gated.network import GatedActivation, row_mask
+from pixelcnn_tf.architectures.gated.network import row_mask
+from pixelcnn_tf.architectures.maths import SharedMaths
 from pixelcnn_tf.config import ModelConfig
 from pixelcnn_tf.errors import UserError
 from pixelcnn_tf.layers import causal_mask
 from pixelcnn_tf.parts import FLOAT32, LABEL_INPUT, LOGITS_OUTPUT, folded_rescaling
-from serve.names import ABOVE, BAND, FEATURES, VERTICAL, WINDOW, indexed
+from serve.architectures.gated import pixel_maths, row_maths, stacked_skips
+from serve.names import ABOVE, BAND, FEATURES, VERTICAL, WINDOW, indexed, indexed_names
 
 
 def _weights(layer, mask=None) -> tuple[np.ndarray, np.ndarray]:
@@ -71,21 +73,6 @@ def fold(model: keras.Model, config: ModelConfig) -> dict[str, np.ndarray]:
     return {name: np.asarray(value, np.float32) for name, value in params.items()}
 
 
-def _dense(units: int, kernel, bias, name: str, x):
-    layer = keras.layers.Dense(units, use_bias=bias is not None, dtype=FLOAT32, name=name)
-    y = layer(x)
-    layer.set_weights([kernel] + ([] if bias is None else [bias]))
-    return y
-
-
-def _embedding(params, key: str, label, name: str):
-    table = params[key]
-    layer = keras.layers.Embedding(*table.shape, dtype=FLOAT32, name=name)
-    y = layer(label)
-    layer.set_weights([table])
-    return y
-
-
 def build_pixel_step_model(params: dict, config: ModelConfig) -> keras.Model:
     """The horizontal stack and head at one position (serve.architectures.gated.PixelFn as a Keras model).
 
@@ -97,27 +84,11 @@ def build_pixel_step_model(params: dict, config: ModelConfig) -> keras.Model:
     inputs.update({indexed(ABOVE, n): keras.Input((2 * f,), name=indexed(ABOVE, n)) for n in range(L)})
     if config.num_classes:
         inputs[LABEL_INPUT] = keras.Input((), dtype="int32", name=LABEL_INPUT)
-    outputs, skips, x = {}, [], None
-    for n in range(L):
-        window = inputs[indexed(WINDOW, n)]
-        flat = keras.layers.Reshape((rows * window.shape[-1],), dtype=FLOAT32, name=f"flatten_{n}")(window)
-        terms = [_dense(2 * f, params[f"h_kernel_{n}"], params[f"h_bias_{n}"], f"row_{n}", flat), inputs[indexed(ABOVE, n)]]
-        if n:
-            terms.append(_dense(2 * f, params[f"h_centre_{n}"], None, f"centre_{n}", x))
-        if config.num_classes:
-            terms.append(_embedding(params, f"h_embedding_{n}", inputs[LABEL_INPUT], f"h_embedding_{n}"))
-        gated = GatedActivation(dtype=FLOAT32, name=f"gate_{n}")(keras.layers.Add(dtype=FLOAT32, name=f"sum_{n}")(terms))
-        skips.append(_dense(f, params[f"skip_kernel_{n}"], params[f"skip_bias_{n}"], f"skip_{n}", gated))
-        if n == L - 1:
-            break  # the last layer's horizontal output feeds nothing, only its skip does
-        name = indexed(FEATURES, n)
-        out = _dense(f, params[f"out_kernel_{n}"], params[f"out_bias_{n}"], f"out_{n}" if n else name, gated)
-        x = keras.layers.Add(dtype=FLOAT32, name=name)([x, out]) if n else out  # residual from layer 1 on
-        outputs[name] = x
-    s = keras.layers.Add(dtype=FLOAT32, name="skip_sum")(skips) if L > 1 else skips[0]
-    s = keras.layers.ReLU(dtype=FLOAT32, name="skip_relu")(s)
-    s = keras.layers.ReLU(dtype=FLOAT32, name="out_relu")(_dense(f, params["final_kernel"], params["final_bias"], "final", s))
-    logits = _dense(config.distribution.features, params["head_kernel"], params["head_bias"], "head", s)
+    # The maths is serve's numpy pixel step's own (serve/architectures/gated.py pixel_maths), on TensorFlow ops.
+    pixel = SharedMaths(pixel_maths, stacked_skips(params, L), name="pixel")
+    features, logits = pixel([inputs[indexed(WINDOW, n)] for n in range(L)], [inputs[indexed(ABOVE, n)] for n in range(L)],
+                             inputs.get(LABEL_INPUT))
+    outputs = dict(zip(indexed_names(FEATURES, L - 1), features))
     outputs[LOGITS_OUTPUT] = keras.layers.Reshape(config.distribution.head_shape, dtype=FLOAT32, name=LOGITS_OUTPUT)(logits)
     return keras.Model(inputs, outputs, name="gated_pixel_step")
 
@@ -133,24 +104,14 @@ def build_row_step_model(params: dict, config: ModelConfig) -> keras.Model:
     inputs.update({indexed(BAND, n): keras.Input((r, w + 2 * r, f), name=indexed(BAND, n)) for n in range(1, L)})
     if config.num_classes:
         inputs[LABEL_INPUT] = keras.Input((), dtype="int32", name=LABEL_INPUT)
-    outputs, band, vertical = {}, inputs[indexed(BAND, 0)], None
-    for n in range(L):
-        if n:
-            new_row = keras.layers.Reshape((1, w, f), dtype=FLOAT32, name=f"new_row_{n}")(vertical)
-            new_row = keras.layers.ZeroPadding2D(((0, 0), (r, r)), dtype=FLOAT32, name=f"pad_{n}")(new_row)
-            band = keras.layers.Concatenate(axis=1, dtype=FLOAT32, name=f"band_{n}_full")([inputs[indexed(BAND, n)], new_row])
-        conv = keras.layers.Conv2D(2 * f, (r + 1, config.kernel_size), dtype=FLOAT32, name=f"v_conv_{n}")
-        pre = keras.layers.Reshape((w, 2 * f), dtype=FLOAT32, name=f"v_pre_{n}")(conv(band))
-        conv.set_weights([params[f"v_kernel_{n}"], params[f"v_bias_{n}"]])
-        outputs[indexed(ABOVE, n)] = _dense(2 * f, params[f"link_kernel_{n}"], None, indexed(ABOVE, n), pre)
-        if n == L - 1:
-            break  # the last layer's vertical output feeds nothing
-        if config.num_classes:
-            bias = _embedding(params, f"v_embedding_{n}", inputs[LABEL_INPUT], f"v_embedding_{n}")
-            bias = keras.layers.Reshape((1, 2 * f), dtype=FLOAT32, name=f"v_label_{n}")(bias)
-            pre = keras.layers.Add(dtype=FLOAT32, name=f"v_conditioned_{n}")([pre, bias])
-        vertical = GatedActivation(dtype=FLOAT32, name=indexed(VERTICAL, n))(pre)
-        outputs[indexed(VERTICAL, n)] = vertical
+    # The maths is serve's numpy row step's own (serve/architectures/gated.py row_maths), on TensorFlow ops.
+    verticals, aboves = SharedMaths(row_maths, params, name="row")([inputs[indexed(BAND, n)] for n in range(L)],
+                                                                    inputs.get(LABEL_INPUT))
+    outputs = {}
+    for n, above in enumerate(aboves):  # the order the exports list them in: above_0, vertical_0, above_1, ...
+        outputs[indexed(ABOVE, n)] = above
+        if n < L - 1:
+            outputs[indexed(VERTICAL, n)] = verticals[n]
     return keras.Model(inputs, outputs, name="gated_row_step")
 
 

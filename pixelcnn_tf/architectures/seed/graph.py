@@ -5,7 +5,9 @@ import numpy as np
 import tensorflow as tf
 
 from pixelcnn_tf.config import ModelConfig
+from pixelcnn_tf.distributions.arrays import TensorFlowOps
 from pixelcnn_tf.sampler_graph import GraphPart, conv, pad_columns, pixel_taps
+from serve.architectures.seed import layer_outputs
 
 
 def graph_params(p: dict, config: ModelConfig) -> dict[str, np.ndarray]:
@@ -38,13 +40,13 @@ class Graph(GraphPart):
     """The seed PixelCNN: the row part convolves the pad rows above with each layer's upper kernel rows."""
 
     def forward(self, ctx, pix):
-        """Layer outputs at the position: (hidden for the head, features written to slots 1..L-1)."""
-        y = ctx[0] if pix is None else ctx[0] + tf.matmul(pix, self.c["centre_0"])
-        x, features = tf.nn.relu(y), []
-        for n in range(1, self.layers):
-            features.append(x)
-            x = tf.nn.relu(ctx[n] + tf.matmul(x, self.c[f"centre_{n}"]))
-        return x, features
+        """Layer outputs at the position: (hidden for the head, features written to slots 1..L-1), by serve's maths.
+
+        ctx (the row part's aboves plus the pixel taps) stays the graph's own: the same sums as the step's
+        window @ kernel, factored per row so a row's share is computed once; only the layers' maths is shared."""
+        first = ctx[0] if pix is None else ctx[0] + tf.matmul(pix, self.c["centre_0"])
+        centres = [self.c[f"centre_{n}"] for n in range(1, self.layers)]
+        return layer_outputs(TensorFlowOps, [first] + list(ctx[1:]), centres)
 
     def row(self, row, bands, terms, label):
         """After a row: new bands (shifted by the finished row) and the next row's aboves (W, L, N, F)."""

@@ -4,23 +4,13 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from pixelcnn_tf.architectures.maths import SharedMaths
 from pixelcnn_tf.config import ModelConfig
 from pixelcnn_tf.errors import UserError
 from pixelcnn_tf.layers import causal_mask
 from pixelcnn_tf.parts import FLOAT32, LABEL_INPUT, LOGITS_OUTPUT, folded_rescaling
-from serve.architectures.seed import PART
-from serve.names import FEATURES, WINDOW, indexed
-
-
-@keras.saving.register_keras_serializable(package="pixelcnn_tf")
-class FlattenWindow(keras.layers.Layer):
-    """(B, r, k, F) -> (B, r*k*F) with one constant-shape reshape (Flatten adds shape ops per call)."""
-
-    def call(self, inputs):
-        return keras.ops.reshape(inputs, (-1, inputs.shape[1] * inputs.shape[2] * inputs.shape[3]))
-
-    def compute_output_shape(self, input_shape):
-        return (input_shape[0], input_shape[1] * input_shape[2] * input_shape[3])
+from serve.architectures.seed import PART, step_maths
+from serve.names import FEATURES, WINDOW, indexed, indexed_names
 
 
 def _masked(layer, mask_type: str, channels: int) -> np.ndarray:
@@ -87,27 +77,10 @@ def step_models(params: dict[str, np.ndarray], config: ModelConfig) -> dict[str,
         inputs[indexed(WINDOW, index)] = keras.Input((r, k, f), name=indexed(WINDOW, index))
     if config.num_classes:
         inputs[LABEL_INPUT] = keras.Input((), dtype="int32", name=LABEL_INPUT)
-    outputs = {}
-    x = None
-    for index in range(config.num_layers):
-        window = FlattenWindow(dtype=FLOAT32, name=f"flatten_{index}")(inputs[indexed(WINDOW, index)])
-        dense = keras.layers.Dense(f, dtype=FLOAT32, name=f"context_{index}")
-        terms = [dense(window)]
-        dense.set_weights([params[f"kernel_{index}"], params[f"bias_{index}"]])
-        if index:
-            centre = keras.layers.Dense(f, use_bias=False, dtype=FLOAT32, name=f"centre_{index}")
-            terms.append(centre(x))
-            centre.set_weights([params[f"centre_{index}"]])
-        if config.num_classes:
-            embedding = keras.layers.Embedding(config.num_classes, f, dtype=FLOAT32, name=f"embedding_{index}")
-            terms.append(embedding(inputs[LABEL_INPUT]))
-            embedding.set_weights([params[f"embedding_{index}"]])
-        x = keras.layers.Add(dtype=FLOAT32, name=f"sum_{index}")(terms) if len(terms) > 1 else terms[0]
-        x = keras.layers.ReLU(dtype=FLOAT32, name=indexed(FEATURES, index))(x)
-        if index < config.num_layers - 1:
-            outputs[indexed(FEATURES, index)] = x
-    head = keras.layers.Dense(config.distribution.features, dtype=FLOAT32, name="head")
-    logits = head(x)
-    head.set_weights([params["head_kernel"], params["head_bias"]])
+    label = inputs.get(LABEL_INPUT)
+    windows = [inputs[indexed(WINDOW, n)] for n in range(config.num_layers)]
+    # The maths is serve's numpy step's own (serve/architectures/seed.py step_maths), run on TensorFlow ops.
+    features, logits = SharedMaths(step_maths, params, name="step")(windows, label)
+    outputs = dict(zip(indexed_names(FEATURES, config.num_layers - 1), features))
     outputs[LOGITS_OUTPUT] = keras.layers.Reshape(config.distribution.head_shape, dtype=FLOAT32, name=LOGITS_OUTPUT)(logits)
     return {PART: keras.Model(inputs, outputs, name="pixelcnn_step")}
