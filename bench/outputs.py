@@ -1,6 +1,6 @@
-"""Output distributions at equal wall time: `python -m bench.outputs [--minutes 10] [--mixtures 10]`.
+"""Output distributions at equal wall time: `python -m bench.outputs [--dataset mnist|cifar10_jpeg] [--minutes 10]`.
 
-8-bit MNIST (--levels 256), one architecture, softmax vs the logistic mixture. The candidates run side by side,
+8-bit MNIST (--levels 256) or CIFAR-10 (JPEG q75 copy), one architecture, softmax vs the logistic mixture. The candidates run side by side,
 each pinned to its own core with one thread, so both see the same machine load: first a probe of each one's
 training images/s, then each trains on as many images as its rate allows in the budget (cosine over the run).
 Then, one at a time: test bits/dim (the last epoch's whole-split figure training records), `python -m export`,
@@ -12,6 +12,7 @@ import argparse
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import time
@@ -23,13 +24,29 @@ from pixelcnn_tf.files import write_json_atomic  # noqa: E402
 from pixelcnn_tf.run.losses import read_rows  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TRAIN_IMAGES = 60000
-DIMS = 28 * 28
+# dataset -> (training images, dimensions per image, flags every candidate shares). CIFAR: the 3 MB-per-file cap of the
+# shipped models allows 48 filters for the gated stacks; conditional, so a grid can show one class per row.
+DATASETS = {
+    "mnist": (60000, 28 * 28, ["--preset", "gated_mnist", "--levels", "256"]),
+    "cifar10_jpeg": (50000, 32 * 32 * 3, ["--preset", "gated_mnist", "--dataset", "cifar10_jpeg", "--levels", "256",
+                                          "--filters", "48", "--conditional", "--learning-rate", "2e-3",
+                                          "--ema-decay", "0.999", "--test-examples", "2000"]),
+}
+TRAIN_IMAGES, DIMS = DATASETS["mnist"][:2]
 
 
-def candidates(architecture: str, mixtures: int) -> dict[str, list[str]]:
-    base = ["--preset", "gated_mnist", "--architecture", architecture, "--levels", "256", "--no-tensorboard"]
-    return {"softmax": base, f"logistic_mixture{mixtures}": base + ["--output", "logistic_mixture", "--mixtures", str(mixtures)]}
+def candidates(dataset: str, architecture: str, mixtures: int, also: list[str] = ()) -> dict[str, list[str]]:
+    """Softmax and the mixture on the dataset's shared flags; each of `also` ("NAME=FLAGS") is the mixture plus FLAGS."""
+    base = DATASETS[dataset][2] + ["--architecture", architecture, "--no-tensorboard"]
+    mixture = base + ["--output", "logistic_mixture", "--mixtures", str(mixtures)]
+    extra = dict(item.split("=", 1) for item in also)
+    return {"softmax": base, f"logistic_mixture{mixtures}": mixture} | {
+        name: mixture + flags.split() for name, flags in extra.items()}
+
+
+def test_examples(flags: list[str]) -> int:
+    """The test images a candidate's epochs are scored on (the dataset's shared --test-examples, else the split)."""
+    return int(flags[flags.index("--test-examples") + 1]) if "--test-examples" in flags else 10000
 
 
 def side_by_side(commands: list[list[str]]) -> list[subprocess.CompletedProcess]:
@@ -80,39 +97,67 @@ def sizes(export_dir: str) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.outputs", description=__doc__)
     parser.add_argument("--minutes", type=float, default=10.0, help="training wall time per candidate (default 10)")
+    parser.add_argument("--dataset", default="mnist", choices=sorted(DATASETS))
+    parser.add_argument("--no-export", action="store_true", help="skip the exports' sizes and sampling rates")
     parser.add_argument("--architecture", default="gated", choices=["pixelcnn", "gated"])
     parser.add_argument("--mixtures", type=int, default=10, help="the mixture's components (default 10, as PixelCNN++)")
+    parser.add_argument("--also", nargs="*", default=[], metavar="NAME=FLAGS",
+                        help='more mixture candidates, e.g. "lr4e-3=--learning-rate 4e-3" (they share the cores)')
     parser.add_argument("--save-path", default="models/outputs", help="where the candidates' runs and exports go")
     parser.add_argument("--out", default="docs/bench_outputs.json", help="results JSON")
     args = parser.parse_args(argv)
     if args.minutes <= 0 or args.mixtures < 1:
         parser.error("--minutes and --mixtures must be positive")
-    names = candidates(args.architecture, args.mixtures)
+    if any("=" not in item for item in args.also):
+        parser.error("--also takes NAME=FLAGS")
+    global TRAIN_IMAGES, DIMS
+    TRAIN_IMAGES, DIMS = DATASETS[args.dataset][:2]
+    names = candidates(args.dataset, args.architecture, args.mixtures, args.also)
     load_before = os.getloadavg()[0]
-    rates = [float(done.stdout.strip().splitlines()[-1]) for done in
-             side_by_side([["-m", "bench.recipes", "--probe", json.dumps(flags)] for flags in names.values()])]
-    runs = {name: run_flags(flags, rate, args.minutes * 60, args.save_path, name)
+    # Probes run one per core; when there are more candidates than cores, they share the cores while training, so
+    # each one's images are its one-core rate times its share of a core.
+    cores = len(os.sched_getaffinity(0))
+    probes = [["-m", "bench.recipes", "--probe", json.dumps(flags)] for flags in names.values()]
+    rates = [float(done.stdout.strip().splitlines()[-1]) for start in range(0, len(probes), cores)
+             for done in side_by_side(probes[start:start + cores])]
+    share = min(1.0, cores / len(names))
+    runs = {name: run_flags(flags, rate * share, args.minutes * 60, args.save_path, name)
             for (name, flags), rate in zip(names.items(), rates)}
     started = time.perf_counter()
     side_by_side([["train.py", *flags] for flags in runs.values()])
+    wall = time.perf_counter() - started
+    # A short run's averaged weights (EMA) still carry its initial ones: score the raw weights too, on the test images
+    # training scored, pinned as training was.
+    raw = {}
+    if "--ema-decay" in DATASETS[args.dataset][2]:
+        scored = [["-m", "pixelcnn_tf.evaluate", "--checkpoint", os.path.join(args.save_path, name), "--weights", "raw",
+                   "--examples", str(test_examples(flags))] for name, flags in names.items()]
+        for start in range(0, len(scored), cores):
+            for name, done in zip(list(names)[start:start + cores], side_by_side(scored[start:start + cores])):
+                raw[name] = float(re.search(r"([0-9.]+) bits/dim", done.stdout).group(1))
     results = []
     for (name, flags), rate in zip(names.items(), rates):
         run_dir = os.path.join(args.save_path, name)
         rows = read_rows(os.path.join(run_dir, "losses.csv"))
         nats = float(rows[-1]["test_nats_per_image"])
-        export_dir = os.path.join(args.save_path, f"{name}_export")
-        subprocess.run([sys.executable, "-m", "export", "--checkpoint", run_dir, "--out", export_dir, "--overwrite"],
-                       cwd=ROOT, check=True, capture_output=True)
-        results.append({
+        row = {
             "name": name, "flags": " ".join(flags), "probe_images_per_s_one_core": round(rate, 1),
             "train_seconds": round(sum(float(r["seconds"]) for r in rows), 1), "epochs": len(rows),
             "train_images": int(runs[name][runs[name].index("--train-examples") + 1]) * len(rows),
             "test_nats_per_image": round(nats, 3), "test_bits_per_dim": round(nats / (DIMS * math.log(2)), 4),
-            "export_bytes": sizes(export_dir), "sampling_images_per_s_onnx": sampling_rates(export_dir),
-        })
+            "test_images": test_examples(flags),
+        }
+        if name in raw:
+            row["test_bits_per_dim_raw_weights"] = raw[name]
+        if not args.no_export:
+            export_dir = os.path.join(args.save_path, f"{name}_export")
+            subprocess.run([sys.executable, "-m", "export", "--checkpoint", run_dir, "--out", export_dir, "--overwrite"],
+                           cwd=ROOT, check=True, capture_output=True)
+            row |= {"export_bytes": sizes(export_dir), "sampling_images_per_s_onnx": sampling_rates(export_dir)}
+        results.append(row)
     report = {"benchmark": "python -m bench.outputs " + " ".join(argv if argv is not None else sys.argv[1:]),
               "machine": machine(), "load_average_before": round(load_before, 2),
-              "wall_seconds_side_by_side": round(time.perf_counter() - started, 1), "candidates": results}
+              "wall_seconds_side_by_side": round(wall, 1), "candidates": results}
     write_json_atomic(args.out, report)
     print(json.dumps(report, indent=2))
     return 0

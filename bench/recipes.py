@@ -48,7 +48,10 @@ def probe(flags: list[str], steps: int = 20) -> float:
     model = compile_model(build_model(config.model), config.model, config.learning_rate, config.ema_decay)
     batch, m = config.batch_size, config.model
     images = np.random.default_rng(0).integers(0, m.levels, (batch * 8, m.height, m.width, m.channels)).astype("float32")
-    ds = tf.data.Dataset.from_tensor_slices(({"image": images}, images.astype("int32"))).batch(batch).repeat()
+    inputs = {"image": images}
+    if m.num_classes:  # a conditional model's label input
+        inputs["label"] = np.random.default_rng(1).integers(0, m.num_classes, len(images)).astype("int32")
+    ds = tf.data.Dataset.from_tensor_slices((inputs, images.astype("int32"))).batch(batch).repeat()
     model.fit(ds, steps_per_epoch=5, epochs=1, verbose=0)  # trace and warm up
     started = time.perf_counter()
     model.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0)

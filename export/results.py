@@ -4,6 +4,7 @@
 """
 from __future__ import annotations
 
+import math
 import os
 import platform
 import sys
@@ -17,6 +18,8 @@ from pixelcnn_tf.run.folder import inspect_checkpoint  # noqa: E402
 from pixelcnn_tf.run.losses import read_rows  # noqa: E402
 
 SLICE = 1000  # the first test images a test re-measures through the exports (the whole split is too slow for CI)
+# How a figure on each dataset is labelled wherever it is reported (the JPEG copy is not the published CIFAR-10).
+LABELS = {"mnist": "binarized MNIST", "cifar10_jpeg": "CIFAR-10 (JPEG q75 copy)", "cifar10": "CIFAR-10"}
 EVALUATE = "python -m pixelcnn_tf.evaluate --checkpoint {run} [--weights raw] [--examples 1000]"
 
 
@@ -32,7 +35,7 @@ def machine() -> str:
     return f"{os.cpu_count()}-core {model} ({flags})"
 
 
-def record(run_dir: str, export_dir: str, recipe: str) -> dict:
+def record(run_dir: str, export_dir: str, recipe: str, slice_examples: int = SLICE) -> dict:
     import_tensorflow_quietly()
     from pixelcnn_tf.evaluate import evaluate
     from pixelcnn_tf.run.checkpoints import float32_model, load_checkpoint
@@ -41,11 +44,12 @@ def record(run_dir: str, export_dir: str, recipe: str) -> dict:
     model = float32_model(model, config)  # scored as the exports compute
     rows = read_rows(os.path.join(run_dir, "losses.csv"))
     whole = evaluate(model, config)
-    part = evaluate(model, config, examples=SLICE)
+    part = evaluate(model, config, examples=slice_examples)
     raw = evaluate(float32_model(load_checkpoint(run_dir, raw=True)[0], config), config) if config.ema_decay else None
     m = config.model
     return {
-        "architecture": m.architecture, "dataset": config.dataset, "levels": m.levels, "model_config": to_dict(m),
+        "architecture": m.architecture, "dataset": config.dataset, "label": LABELS.get(config.dataset, config.dataset),
+        "levels": m.levels, "model_config": to_dict(m),
         "parameters": int(model.count_params()), "recipe": recipe, "batch_size": config.batch_size,
         "learning_rate": config.learning_rate, "lr_schedule": config.lr_schedule, "ema_decay": config.ema_decay,
         "precision": config.precision, "epochs_trained": len(rows),
@@ -56,6 +60,8 @@ def record(run_dir: str, export_dir: str, recipe: str) -> dict:
         "hardware": machine(),
         "test": {"split": "test", "examples": whole["examples"], "nats_per_image": round(whole["nats_per_image"], 4),
                  "bits_per_dim": round(whole["bits_per_dim"], 5)},
+        "test_bits_per_dim_per_epoch": [round(float(row["test_nats_per_image"]) / (whole["dims"] * math.log(2)), 4)
+                                        for row in rows],
         "test_raw_weights": None if raw is None else {"examples": raw["examples"], "nats_per_image": round(raw["nats_per_image"], 4)},
         "slice": {"split": "test", "examples": part["examples"], "nats_per_image": round(part["nats_per_image"], 4)},
         "evaluate_command": EVALUATE,
@@ -72,6 +78,7 @@ def _main(argv) -> int:
     parser.add_argument("--checkpoint", required=True, help="the run folder the export was made from")
     parser.add_argument("--export", required=True, help="the export folder; results.json is written into it")
     parser.add_argument("--recipe", required=True, help="the command that trained the run, as a user would type it")
+    parser.add_argument("--slice", type=int, default=SLICE, help=f"first test images the tests re-measure (default {SLICE})")
     args = parser.parse_args(argv)
     run_dir, _, _ = inspect_checkpoint(args.checkpoint)
     from serve import ServeError
@@ -81,9 +88,12 @@ def _main(argv) -> int:
         read_manifest(args.export)  # an export this code reads: its metadata.json present, of this format version
     except ServeError as e:
         raise UserError(str(e)) from None
-    result = record(run_dir, args.export, args.recipe)
+    if args.slice < 1:
+        raise UserError(f"--slice must be positive, got {args.slice}")
+    result = record(run_dir, args.export, args.recipe, args.slice)
     write_json_atomic(os.path.join(args.export, "results.json"), result)
-    print(f"{args.export}/results.json: {result['test']['nats_per_image']:.3f} nats/image on the whole test split"
+    print(f"{args.export}/results.json: {result['test']['nats_per_image']:.3f} nats/image, "
+          f"{result['test']['bits_per_dim']:.4f} bits/dim on the whole test split of {result['label']}"
           + (f" ({result['test_raw_weights']['nats_per_image']:.3f} without averaging)" if result["test_raw_weights"] else ""))
     return 0
 
