@@ -21,7 +21,8 @@ def parse_args(argv):
     parser.add_argument("--seed", type=int, default=0, help="same seed, same images (default 0)")
     parser.add_argument("--temperature", type=float, default=1.0, help="softmax temperature (default 1.0)")
     parser.add_argument("--batch-size", type=int, help="images per forward pass (default: all at once)")
-    parser.add_argument("--label", help="class to draw for a conditional model: an id, or 'all' for one class per row")
+    parser.add_argument("--label", help="class to draw for a conditional model: an id, a class name the model knows "
+                        "(e.g. cat), or 'all' for one class per row")
     parser.add_argument(
         "--backend",
         choices=NAMES,
@@ -61,7 +62,7 @@ def resolve_labels(label: str | None, num_images: int, num_classes: int, columns
     try:
         value = int(label)
     except ValueError:
-        raise UserError(f"--label must be a class id or 'all', got {label!r}") from None
+        raise UserError(f"--label must be a class id, a class name of the model or 'all', got {label!r}") from None
     if not 0 <= value < num_classes:
         raise UserError(f"--label must be in 0..{num_classes - 1}, got {value}")
     return np.full(num_images, value, dtype=np.int32)
@@ -79,8 +80,9 @@ def load_sampler(path: str | None, backend: str | None, sampler: str | None = "n
     """(Sampler, source, note) for a checkpoint (keras) or an export directory (savedmodel, onnx, tflite, numpy...).
 
     sampler 'graph' falls back to cached and 'cached' to naive where the export lacks them; note then says so (else
-    None). sampler None: the fastest the export has (cached for a checkpoint). precheck(height, num_classes) runs on
-    the model's config.json or metadata.json before TensorFlow or any model loads.
+    None). sampler None: the fastest the export has (cached for a checkpoint). precheck(height, num_classes,
+    class_names) runs on the model's config.json or metadata.json before TensorFlow or any model loads (class_names:
+    a function, called only for a --label that names a class).
     """
     from serve import Sampler
     from serve.manifest import read_manifest
@@ -101,7 +103,9 @@ def load_sampler(path: str | None, backend: str | None, sampler: str | None = "n
                 f"make one with `python -m export --checkpoint {run_dir} --out exports/{name}`, then pass --checkpoint exports/{name}"
             )
         if precheck:
-            precheck(config.model.height, config.model.num_classes)
+            from pixelcnn_tf.datasets.catalog import known_class_names
+
+            precheck(config.model.height, config.model.num_classes, lambda: known_class_names(config))
         import_tensorflow_quietly()
         from pixelcnn_tf.generation import keras_sampler
         from pixelcnn_tf.run.checkpoints import load_checkpoint
@@ -114,7 +118,7 @@ def load_sampler(path: str | None, backend: str | None, sampler: str | None = "n
     backend = backend or EXPORT_DEFAULT
     manifest = read_manifest(path)
     if precheck:
-        precheck(manifest.height, manifest.num_classes)
+        precheck(manifest.height, manifest.num_classes, lambda: tuple(manifest.class_names or ()))
     if BACKENDS[backend].tensorflow:
         import_tensorflow_quietly()
         # An export holds no .keras file: both TensorFlow backends run its SavedModel's serving signature.
@@ -168,8 +172,6 @@ def _main(argv) -> int:
         raise UserError(f"--num-images must be positive, got {num_images}")
     check_modes(args)
     check_output_path(args.out)
-    if args.label is not None and args.label != "all" and not args.label.strip().lstrip("-").isdigit():
-        raise UserError(f"--label must be a class id or 'all', got {args.label!r}")
 
     from pixelcnn_tf.png import write_png
     from serve import SamplingError, ServeError
@@ -179,7 +181,7 @@ def _main(argv) -> int:
         check_request(num_images, args.temperature, args.batch_size)  # before minutes of model loading
         check_seed(args.seed)
         sampler, source, note = load_sampler(checkpoint, args.backend, args.sampler,
-                                             lambda height, classes: check_against_model(args, settings, height, classes))
+                                             lambda *model: check_against_model(args, settings, *model))
     except (SamplingError, ServeError) as e:
         raise UserError(str(e)) from None
     if note:
@@ -230,8 +232,16 @@ def _main(argv) -> int:
     return 0
 
 
-def check_against_model(args, settings: dict, height: int, num_classes: int) -> None:
-    """The flags that depend on the model, checked from its config.json or metadata.json before it loads."""
+def check_against_model(args, settings: dict, height: int, num_classes: int, class_names=tuple) -> None:
+    """The flags that depend on the model, checked from its config.json or metadata.json before it loads; a class
+    name in --label becomes its id (class_names() gives the model's names)."""
+    if num_classes and args.label not in (None, "all") and not args.label.lstrip("-").isdigit():
+        names = class_names()
+        if args.label in names:
+            args.label = str(names.index(args.label))
+        elif names:
+            raise UserError(f"--label {args.label!r} is not a class of this model; its classes: {', '.join(names)} "
+                            f"(or ids 0..{num_classes - 1}, or all)")
     if settings["image_size"] is not None and settings["image_size"] != height:
         raise UserError(f"images_size = {settings['image_size']} but the checkpoint draws images {height} pixels high")
     if args.keep_rows is not None and args.keep_rows > height:

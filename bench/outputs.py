@@ -18,6 +18,7 @@ import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from bench.export_rates import rates, sizes  # noqa: E402
 from export.results import machine  # noqa: E402
 from pixelcnn_tf.distribute.launch import thread_env  # noqa: E402
 from pixelcnn_tf.files import write_json_atomic  # noqa: E402
@@ -71,29 +72,6 @@ def run_flags(flags: list[str], rate: float, seconds: float, save_path: str, nam
                     "--run-name", name]
 
 
-def sampling_rates(export_dir: str) -> dict:
-    """Images/s through onnxruntime: the sampler graph and the cached loop, batch 1 and 144 (one call each, timed)."""
-    from serve import Sampler
-
-    rates = {}
-    for sampler in ("graph", "cached"):
-        loaded = Sampler.load(export_dir, "onnx", sampler=sampler)
-        loaded.sample(1, seed=0)  # warm-up: first-call allocation
-        for batch in (1, 144):
-            started = time.perf_counter()
-            loaded.sample(batch, seed=1)
-            rates[f"{sampler}_batch{batch}"] = round(batch / (time.perf_counter() - started), 3)
-    return rates
-
-
-def sizes(export_dir: str) -> dict:
-    with open(os.path.join(export_dir, "metadata.json"), encoding="utf-8") as f:
-        meta = json.load(f)
-    out = {name: entry["bytes"] for name, entry in meta["artifacts"].items() if "bytes" in entry}
-    out |= {f"sampler_{name}": entry["bytes"] for name, entry in (meta.get("sampler_graph") or {}).get("artifacts", {}).items()}
-    return out
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.outputs", description=__doc__)
     parser.add_argument("--minutes", type=float, default=10.0, help="training wall time per candidate (default 10)")
@@ -118,11 +96,11 @@ def main(argv=None) -> int:
     # each one's images are its one-core rate times its share of a core.
     cores = len(os.sched_getaffinity(0))
     probes = [["-m", "bench.recipes", "--probe", json.dumps(flags)] for flags in names.values()]
-    rates = [float(done.stdout.strip().splitlines()[-1]) for start in range(0, len(probes), cores)
-             for done in side_by_side(probes[start:start + cores])]
+    probed = [float(done.stdout.strip().splitlines()[-1]) for start in range(0, len(probes), cores)
+              for done in side_by_side(probes[start:start + cores])]
     share = min(1.0, cores / len(names))
     runs = {name: run_flags(flags, rate * share, args.minutes * 60, args.save_path, name)
-            for (name, flags), rate in zip(names.items(), rates)}
+            for (name, flags), rate in zip(names.items(), probed)}
     started = time.perf_counter()
     side_by_side([["train.py", *flags] for flags in runs.values()])
     wall = time.perf_counter() - started
@@ -136,7 +114,7 @@ def main(argv=None) -> int:
             for name, done in zip(list(names)[start:start + cores], side_by_side(scored[start:start + cores])):
                 raw[name] = float(re.search(r"([0-9.]+) bits/dim", done.stdout).group(1))
     results = []
-    for (name, flags), rate in zip(names.items(), rates):
+    for (name, flags), rate in zip(names.items(), probed):
         run_dir = os.path.join(args.save_path, name)
         rows = read_rows(os.path.join(run_dir, "losses.csv"))
         nats = float(rows[-1]["test_nats_per_image"])
@@ -153,7 +131,7 @@ def main(argv=None) -> int:
             export_dir = os.path.join(args.save_path, f"{name}_export")
             subprocess.run([sys.executable, "-m", "export", "--checkpoint", run_dir, "--out", export_dir, "--overwrite"],
                            cwd=ROOT, check=True, capture_output=True)
-            row |= {"export_bytes": sizes(export_dir), "sampling_images_per_s_onnx": sampling_rates(export_dir)}
+            row |= {"export_bytes": sizes(export_dir), "sampling_images_per_s_onnx": rates(export_dir, ("onnx",))}
         results.append(row)
     report = {"benchmark": "python -m bench.outputs " + " ".join(argv if argv is not None else sys.argv[1:]),
               "machine": machine(), "load_average_before": round(load_before, 2),

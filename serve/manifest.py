@@ -124,6 +124,7 @@ class Manifest:
     mixtures: int | None = None
     model_config: dict[str, Any] = field(default_factory=dict)
     dataset: str | None = None
+    class_names: list[str] | None = None  # label id -> the dataset's class name (exports before: ids only)
     source: Source | None = None
     pixelcnn_tf_version: str | None = None
     channel_order: str | None = None
@@ -232,6 +233,9 @@ def from_dict(meta, where: str = METADATA_FILE) -> Manifest:
     spec = manifest.spec
     if min(spec.height, spec.width) < 1 or spec.channels not in (1, 3) or not 2 <= spec.levels <= 256 or spec.num_classes < 0:
         raise ServeError(f"{where} describes an impossible model: {spec}")
+    names = manifest.class_names
+    if names is not None and (len(names) != spec.num_classes or not all(isinstance(n, str) and n for n in names)):
+        raise ServeError(f"{where}: class_names must be {spec.num_classes} non-empty strings, got {names!r:.200}")
     from serve.distributions import DistributionError  # numpy: only once a manifest is really read
 
     try:

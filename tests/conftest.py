@@ -117,3 +117,15 @@ def rgb_export(tmp_path_factory):
 def rgb_mixture_export(tmp_path_factory):
     """The same RGB model with a discretized logistic mixture of 2 as its output distribution."""
     return _rgb_export(tmp_path_factory, "rgb_mixture", "--output", "logistic_mixture", "--mixtures", "2")
+
+
+@pytest.fixture(scope="module")
+def page():
+    """A headless Chromium page for the browser tests (test_web*.py); a missing browser fails or skips (need_browser)."""
+    from helpers import need_browser
+
+    from bench.browser import Page
+
+    need_browser()
+    with Page() as p:
+        yield p

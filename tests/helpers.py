@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY_TRAIN_FLAGS = [
@@ -207,3 +208,32 @@ def fake_sampler_converter(source_export):
         return {kind: shutil.copy(os.path.join(source_export, f"sampler.{kind}"), out_dir) for kind in kinds}
 
     return convert_sampler
+
+
+# The browser tests (test_web*.py): the page fixture is in conftest.py.
+SKIP_BROWSER = "PIXELCNN_TF_SKIP_BROWSER"
+MATCH = 0.999  # fraction of the page's sub-pixels that must equal Python's (float32 kernels differ in rare ties)
+
+
+def need_browser() -> None:
+    """A missing browser fails the browser tests with the command that installs it: a green run includes them,
+    unless PIXELCNN_TF_SKIP_BROWSER=1 says to skip them."""
+    from bench.browser import BrowserMissing, find_browser
+
+    try:
+        find_browser()
+    except BrowserMissing as e:
+        if os.environ.get(SKIP_BROWSER) == "1":
+            pytest.skip(str(e))
+        pytest.fail(f"{e} (or set {SKIP_BROWSER}=1 to skip the browser tests)", pytrace=False)
+
+
+def page_images(result: dict, shape) -> np.ndarray:
+    """The page's drawn images (a flat list in its result) as level indices (N, H, W, C)."""
+    return np.asarray(result["images"], dtype=np.int64).reshape(-1, *shape)
+
+
+def assert_same_pixels(page_result: np.ndarray, python_result: np.ndarray) -> None:
+    assert page_result.shape == python_result.shape
+    agree = float(np.mean(page_result == python_result))
+    assert agree >= MATCH, f"only {agree:.4%} of sub-pixels agree with Python"

@@ -124,7 +124,7 @@ CLI_CASES = [
     (GENERATE, ["--checkpoint", "{ws}/good", "--temperature", "nan", "--out", "{ws}/s.png"], "temperature must be a positive"),
     (GENERATE, ["--checkpoint", "{ws}/good", "--temperature", "-1", "--out", "{ws}/s.png"], "temperature must be a positive"),
     (GENERATE, ["--checkpoint", "{ws}/good", "--batch-size", "0", "--out", "{ws}/s.png"], "batch_size must be a positive"),
-    (GENERATE, ["--checkpoint", "{ws}/good", "--label", "abc", "--out", "{ws}/s.png"], "--label must be a class id or 'all'"),
+    (GENERATE, ["--checkpoint", "{ws}/good", "--label", "abc", "--out", "{ws}/s.png"], "this model is not class-conditional"),
     (GENERATE, ["--checkpoint", "{ws}/good", "--backend", "onnx", "--out", "{ws}/s.png"], "needs an export directory"),
     (GENERATE, ["--checkpoint", "{ws}/trunc", "--out", "{ws}/s.png"], "trunc/model.keras is damaged"),
     (GENERATE, ["--checkpoint", "{ws}/random", "--out", "{ws}/s.png"], "random/model.keras is damaged"),

@@ -37,6 +37,8 @@ def runs(tmp_path_factory):
     ("plain", ["--label", "3"], "not class-conditional"),
     ("labelled", ["--label", "10"], "--label must be in 0..9, got 10"),
     ("labelled", [], "this model is class-conditional: pass --label 0..9"),
+    ("labelled", ["--label", "dog"], "--label 'dog' is not a class of this model; its classes: 0, 1, 2, 3, 4, 5, 6, 7, 8, 9 (or "
+                                     "ids 0..9, or all)"),
     ("plain", ["--complete", "test", "--keep-rows", "29"], "at most the image height 28"),
     ("plain", ["{root}/size32.txt"], "images_size = 32 but the checkpoint draws images 28 pixels high"),
     ("plain", ["--backend", "onnx"], "`python -m export --checkpoint {root}/plain --out exports/plain`"),

@@ -118,6 +118,11 @@ def test_an_rgb_folder_trains_conditionally_and_completes_any_picture(tmp_path, 
         grid = np.asarray(Image.open(out))
         assert grid.shape == (8, 8 * 4, 3)  # kept part, 2 completions, original
         np.testing.assert_array_equal(grid[:4, 8:16], grid[:4, 24:32])  # the kept rows are the picture's
+    # A class folder's name is a label too: --label z draws what --label 2 draws.
+    for label in ("z", "2"):
+        assert generate.main(["--checkpoint", run_dir, "--label", label, "--num-images", "2", "--out",
+                              str(tmp_path / f"{label}.png"), "--no-progress"]) == 0
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "z.png")), np.asarray(Image.open(tmp_path / "2.png")))
     # --complete test reads the run's own folder (its test images, labels and --image-size).
     out = str(tmp_path / "test.png")
     assert generate.main(["--checkpoint", run_dir, "--complete", "test", "--num-images", "3", "--completions", "1",

@@ -48,6 +48,7 @@ def test_rgb_folder_with_classes(tmp_path):
     assert dataset_spec("folder", root) == dataset_spec("folder", root)  # cached scan: the same answer
     spec = dataset_spec("folder", root)
     assert (spec.height, spec.width, spec.channels, spec.num_classes) == (12, 10, 3, 3)
+    assert spec.class_names == ("bird", "cat", "dog")  # exports carry them: the page's class buttons, --label NAME
     scan = folders.scan_folder(root)
     assert scan.classes == ("bird", "cat", "dog")  # sorted folder names -> ids 0, 1, 2
     paths, labels = folders.split_files(scan, "test")

@@ -61,7 +61,9 @@ def built_manifest(conditional: bool) -> Manifest:
                     artifacts={"onnx": StepArtifact(kind="onnx", runtime="onnxruntime", parts={"step": part}, opset=17)})
         graph = SamplerGraph(inputs={"uniforms": "u"}, output={"images": "i"}, signature="sample",
                              artifacts={"onnx": GraphFile(kind="onnx", runtime="onnxruntime", path="sampler.onnx", bytes=5)})
-    return Manifest.describe(config, dataset="cifar10", source=Source(run="r", model_file="model.keras", model_sha256="0" * 64),
+    names = [f"class {c}" for c in range(10)] if conditional else None
+    return Manifest.describe(config, dataset="cifar10", class_names=names,
+                             source=Source(run="r", model_file="model.keras", model_sha256="0" * 64),
                              artifacts=artifacts, step=step, sampler_graph=graph, pixelcnn_tf_version="0.1.0")
 
 
@@ -135,6 +137,8 @@ REFUSALS = [
     ("layout missing", put("step.layout", DELETE), ".step lacks layout"),
     ("graph signature", put("sampler_graph.signature", 7), ".sampler_graph.signature must be a string, got 7"),
     ("source run", put("source.run", DELETE), ".source lacks run"),
+    ("class names count", put("class_names", ["cat"]), "class_names must be 0 non-empty strings, got ['cat']"),
+    ("class names type", put("class_names", "cat"), ".class_names must be a list, got str"),
 ]
 
 

@@ -13,35 +13,14 @@ from functools import partial
 
 import numpy as np
 import pytest
-from helpers import ROOT, copy_export, rewrite_metadata, run_without_tensorflow
+from helpers import MATCH, ROOT, assert_same_pixels, copy_export, need_browser, page_images, rewrite_metadata, run_without_tensorflow
 
-from bench.browser import RUNTIME, BrowserMissing, Page, WebServer, find_browser
+from bench.browser import RUNTIME, WebServer
 from serve import Sampler
 from serve.sampling import uniforms
 
 SHIPPED = os.path.join(ROOT, "pretrained", "gated_mnist")
-MATCH = 0.999  # fraction of sub-pixels that must agree (float32 kernels differ across runtimes in rare ties)
 
-
-SKIP_BROWSER = "PIXELCNN_TF_SKIP_BROWSER"
-
-
-def need_browser() -> None:
-    """A missing browser fails the browser tests with the command that installs it: a green run includes them,
-    unless PIXELCNN_TF_SKIP_BROWSER=1 says to skip them."""
-    try:
-        find_browser()
-    except BrowserMissing as e:
-        if os.environ.get(SKIP_BROWSER) == "1":
-            pytest.skip(str(e))
-        pytest.fail(f"{e} (or set {SKIP_BROWSER}=1 to skip the browser tests)", pytrace=False)
-
-
-@pytest.fixture(scope="module")
-def page():
-    need_browser()
-    with Page() as p:
-        yield p
 
 
 @pytest.fixture(scope="module")
@@ -65,16 +44,6 @@ def python_sampler(export_dir: str) -> Sampler:
 def server(web_export):
     with WebServer(web_export) as s:
         yield s
-
-
-def page_images(result: dict, shape) -> np.ndarray:
-    return np.asarray(result["images"], dtype=np.int64).reshape(-1, *shape)
-
-
-def assert_same_pixels(page_result: np.ndarray, python_result: np.ndarray) -> None:
-    assert page_result.shape == python_result.shape
-    agree = float(np.mean(page_result == python_result))
-    assert agree >= MATCH, f"only {agree:.4%} of sub-pixels agree with Python"
 
 
 def meta_of(export_dir: str) -> dict:
@@ -167,7 +136,9 @@ def test_class_buttons_draw_the_chosen_class(page, tiny_conditional_export):
     shape = (meta["height"], meta["width"], meta["channels"])
     with WebServer(export) as server:
         assert page.open(server.url) == "ready", page.error()
-        assert page.js("return document.querySelectorAll('#classes button').length") == meta["num_classes"] + 1  # + mixed
+        # Named by the export's class names (MNIST's are its digits), after "mixed"; data-label is the class id.
+        texts = page.js("return Array.from(document.querySelectorAll('#classes button'), (b) => b.textContent)")
+        assert texts == ["mixed", *meta["class_names"]] and meta["class_names"] == [str(d) for d in range(10)]
         page.js("document.querySelector('#classes button[data-label=\"3\"]').click()")
         page.set("count", 4)
         page.set("seed", 2)

@@ -9,24 +9,16 @@ import urllib.request
 
 import numpy as np
 import pytest
-from helpers import ROOT
+from helpers import ROOT, assert_same_pixels, page_images
 from PIL import Image
-from test_web import assert_same_pixels, need_browser, page_images
 
-from bench.browser import RUNTIME, Page, WebServer
+from bench.browser import RUNTIME, WebServer
 from pixelcnn_tf.figures import read_png_images
 from serve import Sampler
 from serve.manifest import read_manifest
 from serve.sampling import to_grid
 
 SHIPPED = os.path.join(ROOT, "pretrained", "gated_mnist")
-
-
-@pytest.fixture(scope="module")
-def page():
-    need_browser()
-    with Page() as p:
-        yield p
 
 
 @pytest.fixture(scope="module")

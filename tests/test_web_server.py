@@ -99,7 +99,7 @@ def test_a_damaged_sampler_graph_is_refused_before_serving(tmp_path):
 
 @pytest.mark.parametrize("skip", ["", "1"])
 def test_a_missing_browser_fails_the_browser_tests_with_the_install_command(monkeypatch, skip):
-    from test_web import need_browser
+    from helpers import need_browser
 
     import bench.browser
 

@@ -155,11 +155,12 @@ function showClasses() {
   const box = $("classes");
   if (!state.graph.numClasses) return;
   box.hidden = false;
-  const choices = [["mixed", null], ...Array.from({ length: state.graph.numClasses }, (_, c) => [String(c), c])];
+  const names = state.graph.meta.class_names; // the dataset's class names, where the export records them
+  const choices = [["mixed", null], ...Array.from({ length: state.graph.numClasses }, (_, c) => [names?.[c] ?? String(c), c])];
   for (const [text, value] of choices) {
     const button = document.createElement("button");
     button.textContent = text;
-    button.dataset.label = text;
+    button.dataset.label = value ?? "mixed"; // the class id
     button.classList.toggle("selected", value === state.label);
     button.onclick = () => {
       state.label = value;
