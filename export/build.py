@@ -108,8 +108,8 @@ def export_checkpoint(checkpoint, out: str, quantize=(), overwrite=False, parity
             rows = list(report["artifacts"].items())
             rows += [(f"step {name}", row) for name, row in section(report, "step").items()]
             failed = [f"{name} {row['max_abs_logit_diff']:.2e} > {row['tolerance']:.1e}" for name, row in rows if not row.get("ok", True)]
-            failed += [f"sampler {name} {min(row['agreement'].values()):.2%} of sub-pixels equal < {row['min_agreement']:.1%}"
-                       for name, row in section(report, "sampler_graph").items() if not row["ok"]]
+            failed += [f"sampler {name} {min(row['agreement'].values()):.2%} of sub-pixels drawn as Python draws them "
+                       f"< {row['min_agreement']:.1%}" for name, row in section(report, "sampler_graph").items() if not row["ok"]]
             raise ExportFailed(f"parity check failed (max |Δlogit|): {', '.join(failed)}")
         work.publish(out, overwrite)
     # Disk full or read-only while writing (TensorFlow reports it as its own error types): the partial export goes

@@ -110,6 +110,29 @@ def prefix_chooser(uniforms: np.ndarray, temperature: float, prefix: np.ndarray,
     return choose
 
 
+def forced_draws(step, layout: dict, spec: ModelSpec, images, uniforms, temperature=1.0, prefix=None, start=0,
+                 labels=None) -> np.ndarray:
+    """What the Python cached loop draws at each sub-pixel given images' own earlier sub-pixels (teacher-forced).
+
+    Compared with the images a graph drew, a float32-vs-float64 tie at a bin edge then costs one sub-pixel, not every
+    later one of the image (each draw conditions on the last): the measure of parity for long, many-level images.
+    """
+    feeds = check_graph_request(spec, uniforms, temperature, prefix, start, labels)
+    own = prefix_chooser(feeds[UNIFORMS].astype(np.float64), float(temperature), feeds[PREFIX], int(start), spec.shape,
+                         spec.distribution)
+    images = np.asarray(images)
+    draws = np.zeros(images.shape, np.int64)
+
+    def choose(i, j, c, head, earlier):
+        draws[:, i, j, c] = own(i, j, c, head, earlier)
+        return images[:, i, j, c].astype(np.int64)
+
+    loop = step_architecture(layout["architecture"]).loop
+    loop(step, shape=spec.shape, distribution=spec.distribution, choose=choose, batch=len(images),
+         labels=feeds.get(LABEL), **{key: layout[key] for key in LAYOUT_KEYS})
+    return draws
+
+
 def loop_images(step, layout: dict, spec: ModelSpec, uniforms, temperature=1.0, prefix=None, start=0, labels=None,
                 progress=None) -> np.ndarray:
     """The Python cached loop (serve.cached / serve.architectures.gated) on a graph request: what the graph must equal.

@@ -126,3 +126,30 @@ def test_a_keras_checkpoint_samples_through_the_graph_in_tensorflow(tiny_run, ti
     assert generate.main(["--checkpoint", tiny_run, "--sampler", "graph", "--num-images", "2", "--no-progress",
                           "--out", str(out)]) == 0
     assert out.stat().st_size > 0
+
+
+def test_parity_scores_each_sub_pixel_against_pythons_draw_given_the_same_earlier_ones(rgb_mixture_export):
+    """forced_draws: Python's draw at each sub-pixel given the images' own earlier ones (teacher-forced). On the loop's
+    own images it is those images; where one early sub-pixel was drawn otherwise (as a float tie at a bin edge does),
+    Python's draw there is still the original, and every later draw conditions on the flipped images, not its own."""
+    from serve.graph import as_float32_uniforms, forced_draws, loop_images
+    from serve.manifest import read_manifest
+    from serve.sampling import uniforms
+    from serve.step_loader import load_step
+
+    manifest = read_manifest(rgb_mixture_export)
+    spec = manifest.spec
+    step, layout = load_step(manifest, rgb_mixture_export, "numpy", spec)
+    u = as_float32_uniforms(uniforms(3, *spec.shape, 7))
+    images = loop_images(step, layout, spec, u)
+    np.testing.assert_array_equal(forced_draws(step, layout, spec, images, u), images)
+    flipped = images.copy()
+    flipped[:, 0, 1, 0] = (flipped[:, 0, 1, 0] + spec.levels // 2) % spec.levels
+    draws = forced_draws(step, layout, spec, flipped, u)
+    np.testing.assert_array_equal(draws[:, 0, 1, 0], images[:, 0, 1, 0])
+    # From the next sub-pixel on, the forced draws are the loop's own completion of the flipped prefix.
+    resumed = loop_images(step, layout, spec, u, prefix=flipped.astype(np.float32), start=spec.channels + 1)
+    after = np.arange(draws[0].size).reshape(spec.shape) >= spec.channels + 1
+    first = np.argmax((resumed != flipped).reshape(3, -1) & after.reshape(1, -1), axis=1)  # where each part first
+    for n, k in enumerate(first):
+        np.testing.assert_array_equal(draws[n].reshape(-1)[spec.channels + 1 : k + 1], resumed[n].reshape(-1)[spec.channels + 1 : k + 1])
