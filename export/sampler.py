@@ -110,6 +110,6 @@ def format_sampler_parity(report: dict | None) -> list[str]:
     lines = [f"sampler graph vs the Python cached loop ({report['images_per_case']} images per case):"]
     for name, row in report["artifacts"].items():
         worst, same = min(row["agreement"].values()), min(row.get("identical", row["agreement"]).values())
-        lines.append(f"  sampler {name:<11} {worst:.2%} of sub-pixels drawn as Python draws them, {same:.2%} of the images "
-                     f"identical, in the worst of {len(row['agreement'])} cases  {'ok' if row['ok'] else 'FAILED'}")
+        lines.append(f"  sampler {name:<11} {worst:.2%} of sub-pixels drawn as Python draws them, {same:.2%} identical "
+                     f"free-running, in the worst of {len(row['agreement'])} cases  {'ok' if row['ok'] else 'FAILED'}")
     return lines
