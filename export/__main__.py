@@ -9,7 +9,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from export.publish import check_destination, make_parents  # noqa: E402
 from pixelcnn_tf.errors import ArgumentParser, import_tensorflow_quietly, run_cli  # noqa: E402
-from pixelcnn_tf.run.folder import inspect_checkpoint  # noqa: E402
+from pixelcnn_tf.run.folder import check_averaged, inspect_checkpoint  # noqa: E402
 from serve.backends import QUANTIZATIONS  # noqa: E402  (the tflite_<q> rows: write_tflite's variants)
 
 PROG = "python -m export"
@@ -42,6 +42,8 @@ def parse_args(argv):
     parser.add_argument("--overwrite", action="store_true", help="replace an existing export at --out")
     parser.add_argument("--parity-images", type=positive, default=16, help="test images in the parity check (default 16)")
     parser.add_argument("--calibration-images", type=positive, default=128, help="training images for int8 calibration (default 128)")
+    parser.add_argument("--weights", choices=["averaged", "raw"], default="averaged",
+                        help="a run trained with --ema-decay: export its averaged weights (default) or the raw ones")
     return parser.parse_args(argv)
 
 
@@ -50,7 +52,9 @@ def _main(argv) -> int:
     quantize = list(dict.fromkeys(name for names in args.tflite_quantize for name in names))
     # Everything that needs no TensorFlow first: bad input is answered in well under a second.
     check_destination(os.path.abspath(args.out), args.overwrite)
-    inspect_checkpoint(args.checkpoint)
+    run_dir, config, _ = inspect_checkpoint(args.checkpoint)
+    if args.weights == "raw":
+        check_averaged(config, run_dir)
     make_parents(os.path.abspath(args.out))  # e.g. exports/ on a fresh clone
 
     import_tensorflow_quietly()
@@ -59,7 +63,8 @@ def _main(argv) -> int:
 
     log = lambda line: print(line, file=sys.stderr)  # noqa: E731
     try:
-        export_checkpoint(args.checkpoint, args.out, quantize, args.overwrite, args.parity_images, args.calibration_images, log)
+        export_checkpoint(args.checkpoint, args.out, quantize, args.overwrite, args.parity_images, args.calibration_images, log,
+                          raw=args.weights == "raw")
     except ExportFailed as e:
         print(f"{PROG}: error: {e}; nothing written to {args.out}", file=sys.stderr)
         return 1

@@ -37,11 +37,11 @@ from serve.names import SAMPLE_SIGNATURE
 PARITY_FILE = "parity.json"
 
 
-def manifest(config: TrainConfig, run_dir: str, artifacts: dict, step, sampler_graph) -> Manifest:
+def manifest(config: TrainConfig, run_dir: str, artifacts: dict, step, sampler_graph, raw: bool = False) -> Manifest:
     """The export's metadata.json (serve.manifest), with the run's provenance."""
     # The run's name, not its path: an absolute path of the training machine means nothing where the export goes.
     source = Source(run=run_name(run_dir), model_file=MODEL_FILE,
-                    model_sha256=file_sha256(os.path.join(run_dir, MODEL_FILE)))
+                    model_sha256=file_sha256(os.path.join(run_dir, MODEL_FILE)), weights="raw" if raw else None)
     names = list(dataset_spec(config.dataset, config.data_dir, config.image_size).class_names)
     class_names = names if config.model.num_classes and len(names) == config.model.num_classes else None
     return Manifest.describe(to_dict(config.model), dataset=config.dataset, class_names=class_names, source=source,
@@ -54,7 +54,8 @@ def section(report: dict, key: str) -> dict:
     return (report.get(key) or {}).get("artifacts") or {}
 
 
-def build(model, config: TrainConfig, run_dir: str, directory: str, quantize, parity_images: int, calibration_images: int, log) -> dict:
+def build(model, config: TrainConfig, run_dir: str, directory: str, quantize, parity_images: int, calibration_images: int, log,
+          raw: bool = False) -> dict:
     """Write every artifact, metadata.json and parity.json into directory; returns the parity report."""
     conditional = bool(config.model.num_classes)
 
@@ -78,7 +79,7 @@ def build(model, config: TrainConfig, run_dir: str, directory: str, quantize, pa
         artifacts[BACKENDS[tflite_backend(quantization)].artifact] = write_tflite(directory, conditional, quantization, representative)
     step = write_step(model, config.model, directory, log)
     graph_entry = write_sampler(params, config.model, directory, log) if params and step else None
-    meta = manifest(config, run_dir, artifacts, step, graph_entry)
+    meta = manifest(config, run_dir, artifacts, step, graph_entry, raw)
     write_manifest(directory, meta, write_text_atomic)
 
     images, labels = load("test", parity_images)
@@ -93,7 +94,8 @@ def build(model, config: TrainConfig, run_dir: str, directory: str, quantize, pa
     return report
 
 
-def export_checkpoint(checkpoint, out: str, quantize=(), overwrite=False, parity_images=16, calibration_images=128, log=print) -> dict:
+def export_checkpoint(checkpoint, out: str, quantize=(), overwrite=False, parity_images=16, calibration_images=128, log=print,
+                      raw: bool = False) -> dict:
     """Export checkpoint to out (SavedModel, TFLite, ONNX, metadata, parity); nothing is left at out on failure."""
     out = os.path.abspath(out)
     check_destination(out, overwrite)
@@ -101,9 +103,9 @@ def export_checkpoint(checkpoint, out: str, quantize=(), overwrite=False, parity
     work = WorkFolder(out)
     try:
         faults.point("export-started")
-        model, config, run_dir = load_checkpoint(checkpoint)
+        model, config, run_dir = load_checkpoint(checkpoint, raw=raw)
         model = float32_model(model, config)
-        report = build(model, config, run_dir, work.path, quantize, parity_images, calibration_images, log)
+        report = build(model, config, run_dir, work.path, quantize, parity_images, calibration_images, log, raw)
         if not report["ok"]:
             rows = list(report["artifacts"].items())
             rows += [(f"step {name}", row) for name, row in section(report, "step").items()]

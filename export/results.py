@@ -35,7 +35,8 @@ def machine() -> str:
     return f"{os.cpu_count()}-core {model} ({flags})"
 
 
-def record(run_dir: str, export_dir: str, recipe: str, slice_examples: int = SLICE) -> dict:
+def record(run_dir: str, export_dir: str, recipe: str, slice_examples: int = SLICE, raw_shipped: bool = False) -> dict:
+    """The results of the weights the export holds (averaged, or raw with raw_shipped), and of the other ones."""
     import_tensorflow_quietly()
     from pixelcnn_tf.evaluate import evaluate
     from pixelcnn_tf.run.checkpoints import float32_model, load_checkpoint
@@ -43,9 +44,11 @@ def record(run_dir: str, export_dir: str, recipe: str, slice_examples: int = SLI
     model, config, run_dir = load_checkpoint(run_dir)
     model = float32_model(model, config)  # scored as the exports compute
     rows = read_rows(os.path.join(run_dir, "losses.csv"))
-    whole = evaluate(model, config)
-    part = evaluate(model, config, examples=slice_examples)
-    raw = evaluate(float32_model(load_checkpoint(run_dir, raw=True)[0], config), config) if config.ema_decay else None
+    averaged = evaluate(model, config)
+    raw_model = float32_model(load_checkpoint(run_dir, raw=True)[0], config) if config.ema_decay else None
+    raw = evaluate(raw_model, config) if raw_model else None
+    shipped, whole = (raw_model, raw) if raw_shipped else (model, averaged)
+    part = evaluate(shipped, config, examples=slice_examples)
     m = config.model
     return {
         "architecture": m.architecture, "dataset": config.dataset, "label": LABELS.get(config.dataset, config.dataset),
@@ -62,7 +65,9 @@ def record(run_dir: str, export_dir: str, recipe: str, slice_examples: int = SLI
                  "bits_per_dim": round(whole["bits_per_dim"], 5)},
         "test_bits_per_dim_per_epoch": [round(float(row["test_nats_per_image"]) / (whole["dims"] * math.log(2)), 4)
                                         for row in rows],
+        "weights": "raw" if raw_shipped else "averaged" if config.ema_decay else "raw (no averaging)",
         "test_raw_weights": None if raw is None else {"examples": raw["examples"], "nats_per_image": round(raw["nats_per_image"], 4)},
+        "test_averaged_weights": {"examples": averaged["examples"], "nats_per_image": round(averaged["nats_per_image"], 4)},
         "slice": {"split": "test", "examples": part["examples"], "nats_per_image": round(part["nats_per_image"], 4)},
         "evaluate_command": EVALUATE,
         "export": os.path.basename(os.path.normpath(export_dir)),
@@ -78,6 +83,8 @@ def _main(argv) -> int:
     parser.add_argument("--checkpoint", required=True, help="the run folder the export was made from")
     parser.add_argument("--export", required=True, help="the export folder; results.json is written into it")
     parser.add_argument("--recipe", required=True, help="the command that trained the run, as a user would type it")
+    parser.add_argument("--weights", choices=["averaged", "raw"], default="averaged",
+                        help="the weights the export holds (python -m export --weights); default averaged")
     parser.add_argument("--slice", type=int, default=SLICE, help=f"first test images the tests re-measure (default {SLICE})")
     args = parser.parse_args(argv)
     run_dir, _, _ = inspect_checkpoint(args.checkpoint)
@@ -90,11 +97,12 @@ def _main(argv) -> int:
         raise UserError(str(e)) from None
     if args.slice < 1:
         raise UserError(f"--slice must be positive, got {args.slice}")
-    result = record(run_dir, args.export, args.recipe, args.slice)
+    result = record(run_dir, args.export, args.recipe, args.slice, args.weights == "raw")
     write_json_atomic(os.path.join(args.export, "results.json"), result)
     print(f"{args.export}/results.json: {result['test']['nats_per_image']:.3f} nats/image, "
           f"{result['test']['bits_per_dim']:.4f} bits/dim on the whole test split of {result['label']}"
-          + (f" ({result['test_raw_weights']['nats_per_image']:.3f} without averaging)" if result["test_raw_weights"] else ""))
+          + (f" with the {result['weights']} weights (raw {result['test_raw_weights']['nats_per_image']:.3f}, averaged "
+             f"{result['test_averaged_weights']['nats_per_image']:.3f} nats/image)" if result["test_raw_weights"] else ""))
     return 0
 
 

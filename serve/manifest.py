@@ -106,6 +106,7 @@ class Source:
     run: str
     model_file: str
     model_sha256: str
+    weights: str | None = None  # "raw": the run's raw weights, not the averaged ones its model file holds (--ema-decay)
 
 
 @dataclass(frozen=True, kw_only=True)

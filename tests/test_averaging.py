@@ -76,3 +76,21 @@ def test_the_ema_decay_of_a_run_cannot_change_when_it_continues(one_epoch, tmp_p
     with pytest.raises(UserError, match=r"holds a run of another model \(ema_decay 0.9 -> 0.0\)"):
         train(config, verbose=0)
 
+
+
+def test_export_weights_raw_ships_the_raw_weights_and_says_so(one_epoch, tmp_path):
+    """`python -m export --weights raw`: the export's full model scores what the raw weights score; metadata.json's
+    source says which weights it holds (absent: the averaged ones, as before)."""
+    import export.__main__ as export_cli
+    from pixelcnn_tf.generation import keras_sampler
+    from serve import Sampler
+    from serve.manifest import read_manifest
+
+    config = one_epoch
+    out = str(tmp_path / "raw_export")
+    assert export_cli.main(["--checkpoint", config.run_dir, "--out", out, "--weights", "raw", "--parity-images", "4"]) == 0
+    assert read_manifest(out).source.weights == "raw"
+    raw, _, _ = load_checkpoint(config.run_dir, raw=True)
+    images = np.random.default_rng(3).integers(0, 2, (4, 28, 28, 1))
+    expected = keras_sampler(raw, config.model, "naive").nll(images)
+    np.testing.assert_allclose(Sampler.load(out, "onnx").nll(images), expected, rtol=1e-5)

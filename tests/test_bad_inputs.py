@@ -116,6 +116,7 @@ CLI_CASES = [
     (EXPORT, ["--checkpoint", "{ws}/good", "--out", "{ws}/e", "--parity-images", "0"], "must be a positive integer"),
     (EXPORT, ["--checkpoint", "{ws}/good", "--out", "{ws}/e", "--calibration-images", "-2"], "must be a positive integer"),
     (EXPORT, ["--checkpoint", "{ws}/good"], "the following arguments are required: --out"),
+    (EXPORT, ["--checkpoint", "{ws}/good", "--out", "{ws}/e", "--weights", "raw"], "was trained without --ema-decay"),
     # generate
     (GENERATE, ["--checkpoint", "{ws}/good", "--seed", "-1", "--out", "{ws}/s.png"], "seed must be an integer >= 0, got -1"),
     (GENERATE, ["--checkpoint", "{ws}/good", "--num-images", "0", "--out", "{ws}/s.png"], "--num-images must be positive"),
