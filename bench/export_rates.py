@@ -17,13 +17,14 @@ from pixelcnn_tf.files import write_json_atomic
 
 
 def sizes(export_dir: str) -> dict:
-    """Bytes of the export's full models, step parts (summed per runtime) and sampler graphs, from metadata.json."""
-    with open(os.path.join(export_dir, "metadata.json"), encoding="utf-8") as f:
-        meta = json.load(f)
-    out = {name: entry["bytes"] for name, entry in meta["artifacts"].items() if "bytes" in entry}
-    out |= {f"sampler_{name}": entry["bytes"] for name, entry in (meta.get("sampler_graph") or {}).get("artifacts", {}).items()}
-    out |= {f"step_{name}": sum(part.get("bytes", 0) for part in entry["parts"].values())
-            for name, entry in (meta.get("step") or {}).get("artifacts", {}).items()}
+    """Bytes of the export's full models, step parts (summed per runtime) and sampler graphs, from its manifest."""
+    from serve.manifest import read_manifest
+
+    m = read_manifest(export_dir)
+    out = {name: entry.bytes for name, entry in m.artifacts.items() if entry.bytes is not None}
+    out |= {f"sampler_{name}": entry.bytes for name, entry in (m.sampler_graph.artifacts if m.sampler_graph else {}).items()}
+    out |= {f"step_{name}": sum(part.bytes or 0 for part in entry.parts.values())
+            for name, entry in (m.step.artifacts if m.step else {}).items()}
     return out
 
 

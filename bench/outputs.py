@@ -33,7 +33,6 @@ DATASETS = {
                                           "--filters", "48", "--conditional", "--learning-rate", "2e-3",
                                           "--ema-decay", "0.999", "--test-examples", "2000"]),
 }
-TRAIN_IMAGES, DIMS = DATASETS["mnist"][:2]
 
 
 def candidates(dataset: str, architecture: str, mixtures: int, also: list[str] = ()) -> dict[str, list[str]]:
@@ -65,9 +64,9 @@ def side_by_side(commands: list[list[str]]) -> list[subprocess.CompletedProcess]
     return done
 
 
-def run_flags(flags: list[str], rate: float, seconds: float, save_path: str, name: str) -> list[str]:
-    images = min(int(rate * seconds), 20 * TRAIN_IMAGES)
-    epochs = max(1, math.ceil(images / TRAIN_IMAGES))
+def run_flags(flags: list[str], rate: float, seconds: float, save_path: str, name: str, train_images: int) -> list[str]:
+    images = min(int(rate * seconds), 20 * train_images)
+    epochs = max(1, math.ceil(images / train_images))
     return flags + ["--epochs", str(epochs), "--train-examples", str(images // epochs), "--save-path", save_path,
                     "--run-name", name]
 
@@ -88,8 +87,7 @@ def main(argv=None) -> int:
         parser.error("--minutes and --mixtures must be positive")
     if any("=" not in item for item in args.also):
         parser.error("--also takes NAME=FLAGS")
-    global TRAIN_IMAGES, DIMS
-    TRAIN_IMAGES, DIMS = DATASETS[args.dataset][:2]
+    train_images, dims = DATASETS[args.dataset][:2]
     names = candidates(args.dataset, args.architecture, args.mixtures, args.also)
     load_before = os.getloadavg()[0]
     # Probes run one per core; when there are more candidates than cores, they share the cores while training, so
@@ -99,7 +97,7 @@ def main(argv=None) -> int:
     probed = [float(done.stdout.strip().splitlines()[-1]) for start in range(0, len(probes), cores)
               for done in side_by_side(probes[start:start + cores])]
     share = min(1.0, cores / len(names))
-    runs = {name: run_flags(flags, rate * share, args.minutes * 60, args.save_path, name)
+    runs = {name: run_flags(flags, rate * share, args.minutes * 60, args.save_path, name, train_images)
             for (name, flags), rate in zip(names.items(), probed)}
     started = time.perf_counter()
     side_by_side([["train.py", *flags] for flags in runs.values()])
@@ -122,7 +120,7 @@ def main(argv=None) -> int:
             "name": name, "flags": " ".join(flags), "probe_images_per_s_one_core": round(rate, 1),
             "train_seconds": round(sum(float(r["seconds"]) for r in rows), 1), "epochs": len(rows),
             "train_images": int(runs[name][runs[name].index("--train-examples") + 1]) * len(rows),
-            "test_nats_per_image": round(nats, 3), "test_bits_per_dim": round(nats / (DIMS * math.log(2)), 4),
+            "test_nats_per_image": round(nats, 3), "test_bits_per_dim": round(nats / (dims * math.log(2)), 4),
             "test_images": test_examples(flags),
         }
         if name in raw:

@@ -22,7 +22,7 @@ from export.step import step_parity, write_step
 from pixelcnn_tf import faults
 from pixelcnn_tf.config import TrainConfig, to_dict
 from pixelcnn_tf.datasets import pipeline as data
-from pixelcnn_tf.datasets.catalog import dataset_spec
+from pixelcnn_tf.datasets.catalog import known_class_names
 from pixelcnn_tf.errors import UserError, first_line
 from pixelcnn_tf.files import write_json_atomic, write_text_atomic
 from pixelcnn_tf.generation import keras_logits_fn
@@ -42,7 +42,7 @@ def manifest(config: TrainConfig, run_dir: str, artifacts: dict, step, sampler_g
     # The run's name, not its path: an absolute path of the training machine means nothing where the export goes.
     source = Source(run=run_name(run_dir), model_file=MODEL_FILE,
                     model_sha256=file_sha256(os.path.join(run_dir, MODEL_FILE)), weights="raw" if raw else None)
-    names = list(dataset_spec(config.dataset, config.data_dir, config.image_size).class_names)
+    names = list(known_class_names(config))
     class_names = names if config.model.num_classes and len(names) == config.model.num_classes else None
     return Manifest.describe(to_dict(config.model), dataset=config.dataset, class_names=class_names, source=source,
                              artifacts=artifacts, step=step, sampler_graph=sampler_graph,

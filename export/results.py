@@ -4,7 +4,6 @@
 """
 from __future__ import annotations
 
-import math
 import os
 import platform
 import sys
@@ -63,8 +62,7 @@ def record(run_dir: str, export_dir: str, recipe: str, slice_examples: int = SLI
         "hardware": machine(),
         "test": {"split": "test", "examples": whole["examples"], "nats_per_image": round(whole["nats_per_image"], 4),
                  "bits_per_dim": round(whole["bits_per_dim"], 5)},
-        "test_bits_per_dim_per_epoch": [round(float(row["test_nats_per_image"]) / (whole["dims"] * math.log(2)), 4)
-                                        for row in rows],
+        "test_bits_per_dim_per_epoch": [float(row["test_bits_per_dim"]) for row in rows],
         "weights": "raw" if raw_shipped else "averaged" if config.ema_decay else "raw (no averaging)",
         "test_raw_weights": None if raw is None else {"examples": raw["examples"], "nats_per_image": round(raw["nats_per_image"], 4)},
         "test_averaged_weights": {"examples": averaged["examples"], "nats_per_image": round(averaged["nats_per_image"], 4)},

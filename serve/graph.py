@@ -117,9 +117,7 @@ def forced_draws(step, layout: dict, spec: ModelSpec, images, uniforms, temperat
     Compared with the images a graph drew, a float32-vs-float64 tie at a bin edge then costs one sub-pixel, not every
     later one of the image (each draw conditions on the last): the measure of parity for long, many-level images.
     """
-    feeds = check_graph_request(spec, uniforms, temperature, prefix, start, labels)
-    own = prefix_chooser(feeds[UNIFORMS].astype(np.float64), float(temperature), feeds[PREFIX], int(start), spec.shape,
-                         spec.distribution)
+    own, labels = _chooser(spec, uniforms, temperature, prefix, start, labels)
     images = np.asarray(images)
     draws = np.zeros(images.shape, np.int64)
 
@@ -127,9 +125,7 @@ def forced_draws(step, layout: dict, spec: ModelSpec, images, uniforms, temperat
         draws[:, i, j, c] = own(i, j, c, head, earlier)
         return images[:, i, j, c].astype(np.int64)
 
-    loop = step_architecture(layout["architecture"]).loop
-    loop(step, shape=spec.shape, distribution=spec.distribution, choose=choose, batch=len(images),
-         labels=feeds.get(LABEL), **{key: layout[key] for key in LAYOUT_KEYS})
+    _loop(step, layout, spec, choose, len(images), labels)
     return draws
 
 
@@ -139,9 +135,20 @@ def loop_images(step, layout: dict, spec: ModelSpec, uniforms, temperature=1.0, 
 
     step and layout as serve.Sampler holds them (a StepFn or GatedStep, and the step layout).
     """
+    choose, labels = _chooser(spec, uniforms, temperature, prefix, start, labels)
+    return _loop(step, layout, spec, choose, len(uniforms), labels, progress)
+
+
+def _chooser(spec: ModelSpec, uniforms, temperature, prefix, start, labels) -> tuple[Callable, np.ndarray | None]:
+    """(prefix_chooser, labels) of a graph request, checked as the graph checks it."""
     feeds = check_graph_request(spec, uniforms, temperature, prefix, start, labels)
     choose = prefix_chooser(feeds[UNIFORMS].astype(np.float64), float(temperature), feeds[PREFIX], int(start), spec.shape,
                             spec.distribution)
+    return choose, feeds.get(LABEL)
+
+
+def _loop(step, layout: dict, spec: ModelSpec, choose, batch: int, labels, progress=None) -> np.ndarray:
+    """The step architecture's Python loop over every sub-pixel in sampling order, choose() picking each value."""
     loop = step_architecture(layout["architecture"]).loop
-    return loop(step, shape=spec.shape, distribution=spec.distribution, choose=choose, batch=len(uniforms),
-                labels=feeds.get(LABEL), progress=progress, **{key: layout[key] for key in LAYOUT_KEYS})
+    return loop(step, shape=spec.shape, distribution=spec.distribution, choose=choose, batch=batch, labels=labels,
+                progress=progress, **{key: layout[key] for key in LAYOUT_KEYS})
