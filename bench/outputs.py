@@ -81,8 +81,9 @@ def main(argv=None) -> int:
     parser.add_argument("--also", nargs="*", default=[], metavar="NAME=FLAGS",
                         help='more mixture candidates, e.g. "lr4e-3=--learning-rate 4e-3" (they share the cores)')
     parser.add_argument("--save-path", default="models/outputs", help="where the candidates' runs and exports go")
-    parser.add_argument("--out", default="docs/bench_outputs.json", help="results JSON")
+    parser.add_argument("--out", help="results JSON (default docs/bench_outputs_mnist.json or _cifar.json)")
     args = parser.parse_args(argv)
+    args.out = args.out or f"docs/bench_outputs_{args.dataset.split('10')[0]}.json"
     if args.minutes <= 0 or args.mixtures < 1:
         parser.error("--minutes and --mixtures must be positive")
     if any("=" not in item for item in args.also):
