@@ -2,7 +2,8 @@
 
 Through serve.Sampler (no TensorFlow): the sampler graph and the cached loop on onnxruntime and LiteRT, each batch
 size timed over whole calls after a warm-up call, labels drawn round-robin for a conditional model; and the files'
-sizes from the export's metadata.json.
+sizes from the export's metadata.json. The yardstick: one batched full forward pass per image of the same export on
+each runtime (1 thread and all cores), and every sampler's time per image as a multiple of the fastest of them.
 """
 from __future__ import annotations
 
@@ -54,6 +55,39 @@ def rates(export_dir: str, runtimes=("onnx", "tflite"), samplers=("graph", "cach
     return out
 
 
+def forward_seconds(export_dir: str, runtimes=("onnx", "tflite"), batches=(1, 144), min_seconds: float = 1.0) -> dict:
+    """Seconds per image of one batched full forward pass (the naive sampler's step), per runtime, threads and batch."""
+    import numpy as np
+
+    from serve import Sampler
+
+    out = {}
+    for runtime in runtimes:
+        for threads in sorted({1, len(os.sched_getaffinity(0))}):
+            loaded = Sampler.load(export_dir, runtime, num_threads=threads, sampler="naive")
+            spec = loaded.spec
+            for batch in batches:
+                images = np.zeros((batch, *spec.shape), np.float32)
+                labels = np.arange(batch, dtype=np.int32) % spec.num_classes if spec.num_classes else None
+                loaded.logits_fn(images, labels)  # warm-up
+                calls, started = 0, time.perf_counter()
+                while calls < 3 or time.perf_counter() - started < min_seconds:
+                    loaded.logits_fn(images, labels)
+                    calls += 1
+                out[f"{runtime}_threads{threads}_batch{batch}"] = (time.perf_counter() - started) / calls / batch
+    return out
+
+
+def against_forward(images_per_second: dict, forward: dict) -> dict:
+    """Each sampler's seconds per image as a multiple of the fastest forward pass per image at its batch size."""
+    out = {}
+    for name, rate in images_per_second.items():
+        batch = name.rsplit("_batch", 1)[1]
+        fastest = min(seconds for key, seconds in forward.items() if key.endswith(f"_batch{batch}"))
+        out[name] = round(1 / rate / fastest, 2)
+    return out
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.export_rates", description=__doc__.splitlines()[0])
     parser.add_argument("--export", required=True, help="an export folder (python -m export --out ...)")
@@ -66,6 +100,9 @@ def main(argv=None) -> int:
     result = {"export": args.export, "load_average_before": round(load, 2), "file_bytes": sizes(args.export),
               "images_per_second": rates(args.export, args.runtimes.split(","), batches=args.batch_sizes,
                                          min_seconds=args.min_seconds)}
+    forward = forward_seconds(args.export, args.runtimes.split(","), args.batch_sizes)
+    result["forward_ms_per_image"] = {name: round(seconds * 1e3, 3) for name, seconds in forward.items()}
+    result["x_fastest_forward"] = against_forward(result["images_per_second"], forward)
     result["load_average_after"] = round(os.getloadavg()[0], 2)
     print(json.dumps(result, indent=1))
     if args.json:

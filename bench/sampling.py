@@ -76,6 +76,22 @@ def step_fns(backends, model, config, threads, workdir):
     return fns
 
 
+def forward_fns(model, config, runtimes, threads, workdir) -> dict:
+    """runtime -> logits_fn(images, labels) of the full model converted as export converts it: the yardsticks."""
+    from export.artifacts import write_onnx, write_saved_model, write_tflite
+    from pixelcnn_tf.model import model_spec
+    from serve.sampler import model_logits_fn
+
+    if not runtimes:
+        return {}
+    full, conditional = os.path.join(workdir, "full"), bool(config.num_classes)
+    os.makedirs(full)
+    write_saved_model(model, full, conditional)
+    writers = {"onnx": write_onnx, "tflite": write_tflite}
+    return {runtime: model_logits_fn(entry, os.path.join(full, entry.path), model_spec(config), threads)
+            for runtime in runtimes for entry in [writers[runtime](full, conditional)]}
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
 
@@ -88,7 +104,7 @@ def main(argv=None) -> int:
 
     m = preset(args.preset).model
     model = build_model(m)  # random weights: timing does not depend on them
-    logits_fn = keras_logits_fn(model, conditional=bool(m.num_classes))
+    logits_fn = keras_logits_fn(model, conditional=bool(m.num_classes))  # the naive steps' and a yardstick
     from pixelcnn_tf.model import model_spec
 
     spec = model_spec(m)
@@ -96,10 +112,11 @@ def main(argv=None) -> int:
         fns = step_fns(args.backends, model, m, args.threads, workdir)
         files = graph_files(args.graph_runtimes, model, m, workdir)
         graphs = graph_runners(files, spec, args.threads)
+        forwards = {"keras": logits_fn} | forward_fns(model, m, args.graph_runtimes, args.threads, workdir)
         sizes = {f"graph_{rt}": os.path.getsize(path) for rt, path in files.items()}
         sizes |= {f"step_{rt}": sum(os.path.getsize(p) for p in step_files(m, workdir, rt))
                   for rt in args.graph_runtimes if rt in args.backends}
-        rows = [bench_batch(args, m, logits_fn, fns, batch, graphs, files, workdir, spec) for batch in args.batch_sizes]
+        rows = [bench_batch(args, m, logits_fn, forwards, fns, batch, graphs, files, workdir, spec) for batch in args.batch_sizes]
     print("file bytes: " + ", ".join(f"{name} {size:,}" for name, size in sizes.items()))
     result = {
         "preset": args.preset,
@@ -119,19 +136,20 @@ def main(argv=None) -> int:
     return 0
 
 
-def figures(seconds: float, batch: int, naive_image: float, forward: float) -> dict:
-    """One sampler's figures for a batch drawn in `seconds`, against naive sampling and one batched forward pass."""
+def figures(seconds: float, batch: int, naive_image: float, forward: dict) -> dict:
+    """One sampler's figures for a batch drawn in `seconds`, against naive sampling and one batched forward pass per
+    image of each runtime (forward: runtime -> seconds per image)."""
     return {
         "batch_seconds": seconds,
         "s_per_image": seconds / batch,
         "images_per_second": batch / seconds,
         "speedup_vs_naive": naive_image / (seconds / batch),
-        "x_forward_per_image": (seconds / batch) / (forward / batch),
+        "x_forward_per_image": {runtime: (seconds / batch) / per_image for runtime, per_image in forward.items()},
     }
 
 
-def bench_batch(args, m, logits_fn, fns, batch: int, graphs: dict, files: dict, workdir: str, spec) -> dict:
-    """Forward, naive (extrapolated), cached and graph timings at one batch size; prints its table."""
+def bench_batch(args, m, logits_fn, forwards: dict, fns, batch: int, graphs: dict, files: dict, workdir: str, spec) -> dict:
+    """Forward (each runtime), naive (extrapolated), cached and graph timings at one batch size; prints its table."""
     import numpy as np
 
     from pixelcnn_tf.model import cached_layout
@@ -142,7 +160,9 @@ def bench_batch(args, m, logits_fn, fns, batch: int, graphs: dict, files: dict, 
     rng = np.random.default_rng(0)
     images = rng.integers(0, m.levels, (batch, *shape)).astype(np.float32)
     labels = rng.integers(0, m.num_classes, batch).astype(np.int32) if m.num_classes else None
-    forward, forward_calls = timed(lambda: logits_fn(images, labels), args.min_seconds)
+    forward = {name: timed(lambda fn=fn: fn(images, labels), args.min_seconds) for name, fn in forwards.items()}
+    forward_calls = forward["keras"][1]
+    forward = {name: seconds / batch for name, (seconds, _) in forward.items()}  # s/image per runtime
     u = uniforms(batch, *shape, seed=0)
     steps = itertools.count()
 
@@ -156,7 +176,7 @@ def bench_batch(args, m, logits_fn, fns, batch: int, graphs: dict, files: dict, 
     naive_image = step_seconds * m.dims / batch  # extrapolated: one image takes dims steps
     row = {
         "batch_size": batch,
-        "forward_s_per_image": forward / batch,
+        "forward_s_per_image": forward,
         "naive_s_per_image": naive_image,
         "forward_passes_timed": forward_calls,
         "naive_extrapolated_from_steps": naive_steps,
@@ -185,14 +205,17 @@ def bench_batch(args, m, logits_fn, fns, batch: int, graphs: dict, files: dict, 
 
 def print_row(row: dict, dims: int) -> None:
     batch = row["batch_size"]
-    print(f"\nbatch {batch}: one full forward pass {row['forward_s_per_image'] * 1e3:.1f} ms/image; naive "
+    forwards = ", ".join(f"{name} {seconds * 1e3:.1f}" for name, seconds in row["forward_s_per_image"].items())
+    print(f"\nbatch {batch}: one full forward pass per image (ms): {forwards}; naive "
           f"{row['naive_s_per_image']:.2f} s/image ({1 / row['naive_s_per_image']:.4f} images/s, extrapolated "
           f"x{dims} from {row['naive_extrapolated_from_steps']} timed steps)")
-    print(f"{'backend':<12} {'images/s':>10} {'s/image':>9} {'batch s':>9} {'vs naive':>9} {'x forward':>10}")
+    yardsticks = list(row["forward_s_per_image"])
+    print(f"{'backend':<12} {'images/s':>10} {'s/image':>9} {'batch s':>9} {'vs naive':>9} "
+          + " ".join(f"{'x ' + name + ' fwd':>13}" for name in yardsticks))
     table = [(backend, c) for backend, c in row["cached"].items()] + [(f"graph {rt}", c) for rt, c in row["graph"].items()]
     for backend, c in table:
         print(f"{backend:<12} {c['images_per_second']:>10.2f} {c['s_per_image']:>9.3f} {c['batch_seconds']:>9.2f} "
-              f"{c['speedup_vs_naive']:>8.0f}x {c['x_forward_per_image']:>9.2f}x")
+              f"{c['speedup_vs_naive']:>8.0f}x " + " ".join(f"{c['x_forward_per_image'][name]:>12.2f}x" for name in yardsticks))
     for runtime, memory in row.get("peak_memory_mb", {}).items():
         print(f"peak memory {runtime}: graph {memory['graph']['peak_mb']:.0f} MB (+{memory['graph']['sampling_mb']:.0f} sampling), "
               f"loop {memory['loop']['peak_mb']:.0f} MB (+{memory['loop']['sampling_mb']:.0f} sampling)")

@@ -10,11 +10,13 @@ from pixelcnn_tf.distributions import tf_distribution
 from serve.names import IMAGES, LABEL, PREFIX, START, TEMPERATURE, UNIFORMS
 
 # Inputs and output: docs/device.md (the contract); serve.graph checks every input before a runtime sees it.
-# Loop state per row: the current row's cache (W+pad, L, N, F): slot 0 the centred levels (zero-padded to F
-# channels), slot l the output of layer l-1; per image: the last pad rows each layer's row part reads (bands),
-# and the row's aboves (pixel_taps below; each architecture's graph.py). Caches are written with one op on their leading axis:
-# XLA's DynamicUpdateSlice (TFLite's builtin DYNAMIC_UPDATE_SLICE) or, for ONNX, ScatterND (tf2onnx maps no
-# dynamic-update op). The draw is serve.sampling.draw's inverse CDF, in float32.
+# Loop state per column: the pad columns left of it (window (L, N, pad*F), oldest first, as the pixel taps read
+# them), each column's cache slots (slot 0 the centred levels zero-padded to F channels, slot l the output of layer
+# l-1), and the finished row's slots the architecture's row part reads (row_slots: the gated model only its levels),
+# written with one op on their leading axis; per image: the last pad rows each layer's row part reads (bands) and
+# the row's aboves (pixel_taps below; each architecture's graph.py). Small loop state matters at large batches: a
+# runtime may copy it every iteration. Writes: XLA's DynamicUpdateSlice (TFLite's builtin DYNAMIC_UPDATE_SLICE) or,
+# for ONNX, ScatterND (tf2onnx maps no dynamic-update op). The draw is serve.sampling.draw's inverse CDF, in float32.
 UPDATES = ("dynamic_update_slice", "scatter_nd")
 
 # Both architectures split the same way. Inside a row, what every position reads from earlier rows is known when the
@@ -96,11 +98,13 @@ class GraphPart:
     and row(row, bands, terms, label) -> (bands, aboves) after each finished row."""
 
     bias, label_prefix, width_out = "bias", "", 1  # a row's constant terms: this bias and label embedding, width*F
+    row_slots = None  # the leading cache slots row() reads of a finished row (None: all L; 1: the image's levels)
 
     def __init__(self, params: dict, config: ModelConfig, variables: dict | None = None):
         self.c = _Constants(params, variables)
         self.config = config
         self.pad, self.layers, self.filters = config.kernel_size // 2, config.num_layers, config.filters
+        self.row_slots = self.row_slots or self.layers
 
     def embedded(self, prefix: str, label, n: int):
         key = f"{prefix}embedding_{n}"
@@ -141,19 +145,18 @@ def sampler_function(params: dict, config: ModelConfig, graph: type, update: str
         batch = tf.shape(uniforms)[0]
         draws = tf.transpose(tf.concat([uniforms, prefix], axis=-1), (1, 2, 0, 3))  # (H, W, N, 2C)
         inv_temperature = 1.0 / temperature
+        known = tf.reshape(tf.range(h * w * c) < start, (h, w, c))  # raster sub-pixels copied from the prefix
         terms = arch.row_terms(label, batch)
         aboves = tf.broadcast_to(terms[None], tf.stack([w, layers, batch, arch.width_out * f]))
         image = tf.zeros(tf.stack([h, w, batch, c]))
 
         def row_body(i, image, aboves, *bands):
-            row_draws = tf.gather(draws, i)
+            row_draws, row_known = tf.gather(draws, i), tf.gather(known, i)
 
-            def column_body(j, cache):
-                window = tf.transpose(tf.slice(cache, tf.stack([j, 0, 0, 0]), tf.stack([pad, layers, batch, f])), (1, 2, 0, 3))
-                ctx = tf.unstack(tf.matmul(tf.reshape(window, tf.stack([layers, batch, pad * f])), arch.c["pixel_kernel"])
-                                 + tf.gather(aboves, j), num=layers)
+            def column_body(j, window, row):
+                ctx = tf.unstack(tf.matmul(window, arch.c["pixel_kernel"]) + tf.gather(aboves, j), num=layers)
                 here = tf.gather(row_draws, j)  # (N, 2C): uniforms, then prefix levels
-                first = (i * w + j) * c
+                here_known = tf.gather(row_known, j)  # (C,)
                 centred, drawn, pix = [], [], None
                 for k in range(c):
                     if k == 0 or per_channel:  # a mixture's one head serves the pixel's channels
@@ -161,17 +164,18 @@ def sampler_function(params: dict, config: ModelConfig, graph: type, update: str
                         head = tf.reshape(dense(hidden, arch.c["head_kernel"], arch.c["head_bias"]), head_shape)
                     earlier = tf.stack(drawn + [tf.zeros_like(here[:, 0])] * (c - k), axis=-1)  # (N, C), channels < k set
                     level = draw(output.log_weights(head, k, earlier), here[:, k : k + 1], inv_temperature, levels)
-                    level = tf.where(first + k < start, here[:, c + k], level)
+                    level = tf.where(here_known[k : k + 1] if c > 1 else here_known, here[:, c + k], level)
                     drawn.append(level)
                     centred.append(level - middle)
                     if per_channel and k + 1 < c:  # the next colour sees this one (mask A at the centre); later ones are masked
                         pix = tf.stack(centred + [tf.zeros_like(level)] * (c - k - 1), axis=-1)
-                slot0 = tf.pad(tf.stack(centred, axis=-1), [[0, 0], [0, f - c]])
-                return j + 1, write(cache, j + pad, tf.stack([slot0] + features)[None])
+                slots = tf.stack([tf.pad(tf.stack(centred, axis=-1), [[0, 0], [0, f - c]])] + features)  # (L, N, F)
+                window = tf.concat([window[:, :, f:], slots], axis=-1)  # one column on: drop the oldest, add this one
+                return j + 1, window, write(row, j, slots[None, : arch.row_slots])
 
-            cache = tf.zeros(tf.stack([w + pad, layers, batch, f]))
-            _, cache = tf.while_loop(lambda j, _: j < w, column_body, (tf.constant(0), cache))
-            row = cache[pad:]  # (W, L, N, F)
+            window = tf.zeros(tf.stack([layers, batch, pad * f]))
+            row = tf.zeros(tf.stack([w, arch.row_slots, batch, f]))
+            _, _, row = tf.while_loop(lambda j, *_: j < w, column_body, (tf.constant(0), window, row))
             image = write(image, i, row[None, :, 0, :, :c] + middle)
             bands, aboves = arch.row(row, list(bands), terms, label)
             return (i + 1, image, aboves, *bands)

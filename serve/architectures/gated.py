@@ -91,8 +91,8 @@ def run_gated(
 
 def gate(ops, y):
     """tanh(first half) * sigmoid(second half) over the last axis: the gated unit."""
-    half = y.shape[-1] // 2
-    return ops.tanh(y[..., :half]) * ops.sigmoid(y[..., half:])
+    a, b = ops.halves(y)
+    return ops.tanh(a) * ops.sigmoid(b)
 
 
 def _get(params, name: str):

@@ -73,6 +73,11 @@ class NumpyOps:
         return 1.0 / (1.0 + np.exp(-x))
 
     @staticmethod
+    def halves(x):
+        """The two halves of the last axis."""
+        return np.split(x, 2, axis=-1)
+
+    @staticmethod
     def take(table, rows):
         """table[rows]: an embedding lookup."""
         return table[rows]

@@ -46,7 +46,7 @@ def graph_params(p: dict, config: ModelConfig) -> dict[str, np.ndarray]:
 class Graph(GraphPart):
     """The gated PixelCNN: the row part runs the vertical stack over the finished row and its link to the next."""
 
-    bias, label_prefix, width_out = "h_bias", "h_", 2
+    bias, label_prefix, width_out, row_slots = "h_bias", "h_", 2, 1  # its row part reads only the levels
 
     # The maths at a position and over a row is serve's (serve/architectures/gated.py), run with TensorFlow ops on
     # these re-laid params (same names; the skip kernels already stacked), built per trace as the constants are.
