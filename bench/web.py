@@ -85,17 +85,18 @@ def python_runner(args, threads: int):
 
     sampler = Sampler.load(args.export, PAGE_BACKEND, num_threads=threads or None)
     spec = args.meta.spec
+    classes = spec.num_classes  # a conditional model: the page's labels (round robin; class 0 for a picture)
 
     def run(what, n=COMPLETIONS):
         t0 = time.perf_counter()
         if what == "sample":
-            result = sampler.sample(n, seed=0)
+            result = sampler.sample(n, seed=0, labels=np.arange(n) % classes if classes else None)
         elif what == "read picture":
             result = read_png_images(args.picture, spec.shape, spec.levels)[0]
         else:
             picture = read_png_images(args.picture, spec.shape, spec.levels)[0]
             t0 = time.perf_counter()  # the draw only, as the page times it
-            result = sampler.complete(picture, start_row=args.keep_rows, num_samples=n, seed=0)
+            result = sampler.complete(picture, start_row=args.keep_rows, num_samples=n, seed=0, labels=0 if classes else None)
         return result, time.perf_counter() - t0
 
     return run
