@@ -12,7 +12,6 @@ import argparse
 import json
 import math
 import os
-import re
 import subprocess
 import sys
 import time
@@ -107,11 +106,14 @@ def main(argv=None) -> int:
     # training scored, pinned as training was.
     raw = {}
     if "--ema-decay" in DATASETS[args.dataset][2]:
+        scores = {name: os.path.join(args.save_path, f"{name}_raw_weights.json") for name in names}
         scored = [["-m", "pixelcnn_tf.evaluate", "--checkpoint", os.path.join(args.save_path, name), "--weights", "raw",
-                   "--examples", str(test_examples(flags))] for name, flags in names.items()]
+                   "--examples", str(test_examples(flags)), "--out", scores[name]] for name, flags in names.items()]
         for start in range(0, len(scored), cores):
-            for name, done in zip(list(names)[start:start + cores], side_by_side(scored[start:start + cores])):
-                raw[name] = float(re.search(r"([0-9.]+) bits/dim", done.stdout).group(1))
+            side_by_side(scored[start:start + cores])
+        for name, path in scores.items():
+            with open(path) as f:
+                raw[name] = json.load(f)["bits_per_dim"]
     results = []
     for (name, flags), rate in zip(names.items(), probed):
         run_dir = os.path.join(args.save_path, name)
