@@ -95,7 +95,7 @@ class GraphPart:
     """What every architecture's graph part shares: its weights, the cache layout, the terms constant along a row.
 
     A part (architectures/<name>/graph.py, class Graph) adds forward(ctx, pix) -> (hidden, features) at one position
-    and row(row, bands, terms, label) -> (bands, aboves) after each finished row."""
+    and row(row, bands, terms, label) -> (bands, aboves) after each finished row, row (W, row_slots, N, F)."""
 
     bias, label_prefix, width_out = "bias", "", 1  # a row's constant terms: this bias and label embedding, width*F
     row_slots = None  # the leading cache slots row() reads of a finished row (None: all L; 1: the image's levels)
@@ -164,7 +164,8 @@ def sampler_function(params: dict, config: ModelConfig, graph: type, update: str
                         head = tf.reshape(dense(hidden, arch.c["head_kernel"], arch.c["head_bias"]), head_shape)
                     earlier = tf.stack(drawn + [tf.zeros_like(here[:, 0])] * (c - k), axis=-1)  # (N, C), channels < k set
                     level = draw(output.log_weights(head, k, earlier), here[:, k : k + 1], inv_temperature, levels)
-                    level = tf.where(here_known[k : k + 1] if c > 1 else here_known, here[:, c + k], level)
+                    known_here = here_known if c == 1 else here_known[k : k + 1]  # (1,); grey needs no slice op
+                    level = tf.where(known_here, here[:, c + k], level)
                     drawn.append(level)
                     centred.append(level - middle)
                     if per_channel and k + 1 < c:  # the next colour sees this one (mask A at the centre); later ones are masked
