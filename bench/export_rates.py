@@ -13,7 +13,7 @@ import os
 import sys
 import time
 
-from bench import batch_sizes
+from bench import batch_sizes, timed
 from pixelcnn_tf.files import write_json_atomic
 
 
@@ -69,12 +69,8 @@ def forward_seconds(export_dir: str, runtimes=("onnx", "tflite"), batches=(1, 14
             for batch in batches:
                 images = np.zeros((batch, *spec.shape), np.float32)
                 labels = np.arange(batch, dtype=np.int32) % spec.num_classes if spec.num_classes else None
-                loaded.logits_fn(images, labels)  # warm-up
-                calls, started = 0, time.perf_counter()
-                while calls < 3 or time.perf_counter() - started < min_seconds:
-                    loaded.logits_fn(images, labels)
-                    calls += 1
-                out[f"{runtime}_threads{threads}_batch{batch}"] = (time.perf_counter() - started) / calls / batch
+                seconds, _ = timed(lambda: loaded.logits_fn(images, labels), min_seconds)
+                out[f"{runtime}_threads{threads}_batch{batch}"] = seconds / batch
     return out
 
 

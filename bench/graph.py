@@ -6,8 +6,8 @@ import json
 import os
 import subprocess
 import sys
-import time
 
+from bench import timed
 from serve.backends import BACKENDS, GRAPH_EXPORTS
 
 GRAPH_RUNTIMES = GRAPH_EXPORTS  # the exported sampler graphs' backends: onnx, tflite
@@ -71,12 +71,7 @@ def time_graph(runner, spec, batch: int, labels, min_seconds: float) -> float:
     from serve.sampling import uniforms
 
     u = as_float32_uniforms(uniforms(batch, *spec.shape, 0))
-    runner(u, 1.0, labels=labels)
-    calls, start = 0, time.perf_counter()
-    while calls < 2 or time.perf_counter() - start < min_seconds:
-        runner(u, 1.0, labels=labels)
-        calls += 1
-    return (time.perf_counter() - start) / calls
+    return timed(lambda: runner(u, 1.0, labels=labels), min_seconds)[0]
 
 
 def step_files(config, workdir: str, runtime: str) -> list[str]:

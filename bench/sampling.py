@@ -8,7 +8,7 @@ import sys
 import tempfile
 import time
 
-from bench import batch_sizes
+from bench import batch_sizes, timed
 from bench.graph import GRAPH_RUNTIMES, graph_files, graph_runners, peak_memory, step_files, time_graph
 from pixelcnn_tf.files import write_json_atomic
 from serve.backends import BACKENDS
@@ -40,16 +40,6 @@ def parse_args(argv):
     if bad or not args.min_seconds > 0:
         parser.error(f"unknown backend(s) {bad}" if bad else "--min-seconds must be positive")
     return args
-
-
-def timed(fn, min_seconds: float) -> tuple[float, int]:
-    """(seconds per call, calls timed): one untimed warm-up call, then calls until min_seconds pass (at least 2)."""
-    fn()
-    calls, start = 0, time.perf_counter()
-    while calls < 2 or time.perf_counter() - start < min_seconds:
-        fn()
-        calls += 1
-    return (time.perf_counter() - start) / calls, calls
 
 
 def step_fns(backends, model, config, threads, workdir):
