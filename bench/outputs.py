@@ -24,13 +24,14 @@ from pixelcnn_tf.files import write_json_atomic  # noqa: E402
 from pixelcnn_tf.run.losses import read_rows  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# dataset -> (training images, dimensions per image, flags every candidate shares). CIFAR: the 3 MB-per-file cap of the
+# dataset -> (training images, dimensions per image, flags every candidate shares, default results JSON). CIFAR: the 3 MB-per-file cap of the
 # shipped models allows 48 filters for the gated stacks; conditional, so a grid can show one class per row.
 DATASETS = {
-    "mnist": (60000, 28 * 28, ["--preset", "gated_mnist", "--levels", "256"]),
+    "mnist": (60000, 28 * 28, ["--preset", "gated_mnist", "--levels", "256"], "docs/bench_outputs_mnist.json"),
     "cifar10_jpeg": (50000, 32 * 32 * 3, ["--preset", "gated_mnist", "--dataset", "cifar10_jpeg", "--levels", "256",
                                           "--filters", "48", "--conditional", "--learning-rate", "2e-3",
-                                          "--ema-decay", "0.999", "--test-examples", "2000"]),
+                                          "--ema-decay", "0.999", "--test-examples", "2000"],
+                     "docs/bench_outputs_cifar.json"),
 }
 
 
@@ -80,9 +81,9 @@ def main(argv=None) -> int:
     parser.add_argument("--also", nargs="*", default=[], metavar="NAME=FLAGS",
                         help='more mixture candidates, e.g. "lr4e-3=--learning-rate 4e-3" (they share the cores)')
     parser.add_argument("--save-path", default="models/outputs", help="where the candidates' runs and exports go")
-    parser.add_argument("--out", help="results JSON (default docs/bench_outputs_mnist.json or _cifar.json)")
+    parser.add_argument("--out", help="results JSON (default: the dataset's, docs/bench_outputs_mnist.json or _cifar.json)")
     args = parser.parse_args(argv)
-    args.out = args.out or f"docs/bench_outputs_{args.dataset.split('10')[0]}.json"
+    args.out = args.out or DATASETS[args.dataset][3]
     if args.minutes <= 0 or args.mixtures < 1:
         parser.error("--minutes and --mixtures must be positive")
     if any("=" not in item for item in args.also):
