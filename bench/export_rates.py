@@ -84,14 +84,8 @@ def against_forward(images_per_second: dict, forward: dict) -> dict:
     return out
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.export_rates", description=__doc__.splitlines()[0])
-    parser.add_argument("--export", required=True, help="an export folder (python -m export --out ...)")
-    parser.add_argument("--batch-sizes", type=batch_sizes, default=[1, 144], help="comma-separated (default 1,144)")
-    parser.add_argument("--runtimes", default="onnx,tflite", help="comma-separated (default onnx,tflite)")
-    parser.add_argument("--min-seconds", type=float, default=0.0, help="repeat each call until this long (default: once)")
-    parser.add_argument("--json", help="also write the figures here")
-    args = parser.parse_args(argv)
+def measure(args) -> dict:
+    """The figures main prints: sizes, images/s per runtime, sampler and batch, the forward yardsticks, the load."""
     load = os.getloadavg()[0]
     result = {"export": args.export, "load_average_before": round(load, 2), "file_bytes": sizes(args.export),
               "images_per_second": rates(args.export, args.runtimes.split(","), batches=args.batch_sizes,
@@ -100,6 +94,23 @@ def main(argv=None) -> int:
     result["forward_ms_per_image"] = {name: round(seconds * 1e3, 3) for name, seconds in forward.items()}
     result["x_fastest_forward"] = against_forward(result["images_per_second"], forward)
     result["load_average_after"] = round(os.getloadavg()[0], 2)
+    return result
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.export_rates", description=__doc__.splitlines()[0])
+    parser.add_argument("--export", required=True, help="an export folder (python -m export --out ...)")
+    parser.add_argument("--batch-sizes", type=batch_sizes, default=[1, 144], help="comma-separated (default 1,144)")
+    parser.add_argument("--runtimes", default="onnx,tflite", help="comma-separated (default onnx,tflite)")
+    parser.add_argument("--min-seconds", type=float, default=0.0, help="repeat each call until this long (default: once)")
+    parser.add_argument("--json", help="also write the figures here")
+    args = parser.parse_args(argv)
+    from serve.metadata import ServeError
+
+    try:
+        result = measure(args)
+    except ServeError as e:  # a missing or damaged export, a runtime it lacks: one line, nothing written
+        parser.error(str(e))
     print(json.dumps(result, indent=1))
     if args.json:
         write_json_atomic(args.json, result)
