@@ -113,7 +113,8 @@ def main(argv=None) -> int:
             result["input_pipeline_vs_step"] = round(rate * step[jit], 1)  # >> 1: prefetch hides it entirely
         except Exception as e:  # no dataset on this machine: the step figures stand without it
             result["input_pipeline_batches_per_second"] = f"unavailable: {type(e).__name__}: {str(e).splitlines()[0]}"
-    result.update(cpu_count=os.cpu_count(), load_average=[round(x, 2) for x in os.getloadavg()],
+    result.update(onednn=os.environ.get("TF_ENABLE_ONEDNN_OPTS"), cpu_count=os.cpu_count(),
+                  load_average=[round(x, 2) for x in os.getloadavg()],
                   gpus=len(tf.config.list_physical_devices("GPU")), tensorflow=tf.__version__, keras=keras.__version__)
     print(json.dumps(result))
     if args.breakdown:

@@ -15,6 +15,7 @@ PREPARED_TFDS = os.path.join(os.path.dirname(ROOT), "shared", "tfds")
 if "TFDS_DATA_DIR" not in os.environ and os.path.isdir(os.path.join(PREPARED_TFDS, "mnist")):
     os.environ["TFDS_DATA_DIR"] = PREPARED_TFDS
 
+import pixelcnn_tf  # noqa: E402,F401  (before any test imports TensorFlow: it picks TensorFlow's CPU kernels)
 from helpers import TINY_TRAIN_FLAGS  # noqa: E402
 
 # Tests using these fixtures train or export (tf2onnx, the TFLite converter): they are `slow` without saying so.

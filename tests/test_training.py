@@ -126,3 +126,20 @@ def test_cosine_schedule_decays_over_the_whole_run(tmp_path, tfds_dir):
     assert recorder.rates[2] == pytest.approx(2e-3 * (0.05 + 0.95 * 0.25), rel=1e-4)
     with pytest.raises(UserError, match="unknown lr_schedule 'step'"):
         tiny_config(tmp_path, lr_schedule="step").validate()
+
+
+ONEDNN_PROBE = ("import train; from pixelcnn_tf.errors import import_tensorflow_quietly; import_tensorflow_quietly(); "
+                "from tensorflow.python.util import _pywrap_util_port as port; import os; "
+                "print(os.environ['TF_ENABLE_ONEDNN_OPTS'], port.IsMklEnabled())")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("user_setting, expected", [(None, "1 True"), ("0", "0 False")])
+def test_training_runs_on_onednn_unless_the_user_turns_it_off(user_setting, expected):
+    # TensorFlow turns oneDNN on by itself only on AVX-512 VNNI/AMX CPUs; train.py's process has it on any CPU
+    # (1.5x the seed's images/s on AVX2, docs/benchmarks.md), and the user's own TF_ENABLE_ONEDNN_OPTS wins.
+    env = {name: value for name, value in os.environ.items() if name != "TF_ENABLE_ONEDNN_OPTS"}
+    env |= {"TF_ENABLE_ONEDNN_OPTS": user_setting} if user_setting else {}
+    probe = subprocess.run([sys.executable, "-c", ONEDNN_PROBE], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert probe.returncode == 0, probe.stderr
+    assert probe.stdout.split("\n")[-2] == expected
