@@ -106,7 +106,7 @@ def main(argv=None) -> int:
         sizes = {f"graph_{rt}": os.path.getsize(path) for rt, path in files.items()}
         sizes |= {f"step_{rt}": sum(os.path.getsize(p) for p in step_files(m, workdir, rt))
                   for rt in args.graph_runtimes if rt in args.backends}
-        rows = [bench_batch(args, m, logits_fn, forwards, fns, batch, graphs, files, workdir, spec) for batch in args.batch_sizes]
+        rows = [bench_batch(args, m, forwards, fns, batch, graphs, files, workdir, spec) for batch in args.batch_sizes]
     print("file bytes: " + ", ".join(f"{name} {size:,}" for name, size in sizes.items()))
     result = {
         "preset": args.preset,
@@ -138,8 +138,10 @@ def figures(seconds: float, batch: int, naive_image: float, forward: dict) -> di
     }
 
 
-def bench_batch(args, m, logits_fn, forwards: dict, fns, batch: int, graphs: dict, files: dict, workdir: str, spec) -> dict:
-    """Forward (each runtime), naive (extrapolated), cached and graph timings at one batch size; prints its table."""
+def bench_batch(args, m, forwards: dict, fns, batch: int, graphs: dict, files: dict, workdir: str, spec) -> dict:
+    """Forward (each runtime), naive (extrapolated), cached and graph timings at one batch size; prints its table.
+
+    forwards: runtime -> logits_fn(images, labels); its "keras" entry is also the naive sampler's step."""
     import numpy as np
 
     from pixelcnn_tf.model import cached_layout
@@ -160,7 +162,7 @@ def bench_batch(args, m, logits_fn, forwards: dict, fns, batch: int, graphs: dic
         # Exactly sample_naive's inner step: a full forward pass, then one sub-pixel drawn.
         i, rest = divmod(next(steps) % m.dims, m.width * m.channels)  # wraps on tiny models
         j, c = divmod(rest, m.channels)
-        images[:, i, j, c] = draw(logits_fn(images, labels)[:, i, j, c], u[:, i, j, c])
+        images[:, i, j, c] = draw(forwards["keras"](images, labels)[:, i, j, c], u[:, i, j, c])
 
     step_seconds, naive_steps = timed(naive_step, args.min_seconds)
     naive_image = step_seconds * m.dims / batch  # extrapolated: one image takes dims steps

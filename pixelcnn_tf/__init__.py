@@ -2,7 +2,7 @@
 import os
 
 # TensorFlow turns its oneDNN kernels on by default only on x86 CPUs with AVX-512 VNNI/BF16 or AMX. On an AVX2-only
-# CPU they train the seed model ~1.4x and the gated one ~1.25x faster (docs/benchmarks.md, "Training speed"), so
+# CPU they train the seed model ~1.6x and the gated one ~1.3x faster (docs/benchmarks.md, "Training speed"), so
 # every CPU takes the same path. The user's own setting wins; it only acts if TensorFlow is not imported yet.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
