@@ -1,13 +1,13 @@
 """Write the artifacts of an export (SavedModel, TFLite float32 and quantized, ONNX) and discover their tensor names."""
 from __future__ import annotations
 
+import logging
 import os
-import subprocess
-import sys
 
 import numpy as np
 import tensorflow as tf
 
+from pixelcnn_tf.errors import first_line
 from serve.backends import BACKENDS
 from serve.manifest import Artifact
 from serve.metadata import file_sha256
@@ -106,20 +106,26 @@ def convert_tflite(saved_model: str, path: str, quantization: str | None = None,
 
 
 def convert_onnx(saved_model: str, path: str, signature: str = SIGNATURE) -> None:
-    """ONNX through the tf2onnx command line over a SavedModel's signature (its from_keras path breaks on Keras 3)."""
-    command = [
-        sys.executable, "-m", "tf2onnx.convert",
-        "--saved-model", saved_model,
-        "--signature_def", signature,
-        "--opset", str(ONNX_OPSET),
-        "--output", path,
-    ]  # fmt: skip
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    result = subprocess.run(command, capture_output=True, text=True, env=env)
-    if result.returncode != 0 or not os.path.isfile(path):
-        lines = [line for line in result.stderr.splitlines() if line.strip()] or ["(no output)"]
-        errors = [line for line in lines if "Error" in line or "ERROR" in line]
-        raise ExportFailed(f"tf2onnx failed (exit {result.returncode}): {(errors or lines)[-1].strip()}")
+    """ONNX from a SavedModel's signature, converted as `python -m tf2onnx.convert --saved-model` converts it (its
+    from_keras path breaks on Keras 3), but in this process: a converter process per file imported TensorFlow again,
+    ~8 s of CPU each, three times an export."""
+    from tf2onnx import convert, tf_loader
+
+    logger = logging.getLogger("tf2onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)  # its progress lines at WARNING would be the export's output
+    try:
+        graph_def, inputs, outputs, tables, renames = tf_loader.from_saved_model(
+            saved_model, None, None, signatures=[signature], return_initialized_tables=True, return_tensors_to_rename=True)
+        with tf.device("/cpu:0"):  # the command line's own steps after loading (tf2onnx.convert.main, version pinned)
+            convert._convert_common(graph_def, name=saved_model, opset=ONNX_OPSET, input_names=inputs, output_names=outputs,
+                                    tensors_to_rename=renames, initialized_tables=tables, output_path=path)
+    except Exception as e:  # an op it cannot map, or a graph it cannot load
+        raise ExportFailed(f"tf2onnx failed: {first_line(e)}") from None
+    finally:
+        logger.setLevel(level)
+    if not os.path.isfile(path):
+        raise ExportFailed(f"tf2onnx wrote no {os.path.basename(path)}")
 
 
 def _runner(open_runner, path: str, what: str):

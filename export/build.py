@@ -63,6 +63,8 @@ def build(model, config: TrainConfig, run_dir: str, directory: str, quantize, pa
         return data.load_arrays(config.dataset, split, levels=config.model.levels, count=count, data_dir=config.data_dir,
                                 image_size=config.image_size)
 
+    images, labels = load("test", parity_images)  # first: a missing dataset is one line before minutes of converting
+    labels = labels if conditional else None
     # The sampler graph (one call samples), where the architecture's split covers the kernel size.
     params = graph_params(step_params(model, config.model), config.model) if has_sampler_graph(config.model) else None
     graph = GraphModule(params, config.model) if params else None
@@ -74,16 +76,14 @@ def build(model, config: TrainConfig, run_dir: str, directory: str, quantize, pa
     for quantization in quantize:
         representative = None
         if quantization == "int8":
-            images, labels = load("train", calibration_images)
-            representative = representative_dataset(images, labels if conditional else None)
+            train_images, train_labels = load("train", calibration_images)
+            representative = representative_dataset(train_images, train_labels if conditional else None)
         artifacts[BACKENDS[tflite_backend(quantization)].artifact] = write_tflite(directory, conditional, quantization, representative)
     step = write_step(model, config.model, directory, log)
     graph_entry = write_sampler(params, config.model, directory, log) if params and step else None
     meta = manifest(config, run_dir, artifacts, step, graph_entry, raw)
     write_manifest(directory, meta, write_text_atomic)
 
-    images, labels = load("test", parity_images)
-    labels = labels if conditional else None
     report = parity_report(keras_logits_fn(model, conditional), directory, meta, images, labels)
     report["step"] = step_parity(model, config.model, directory, meta, images, labels)
     report["sampler_graph"] = sampler_parity(directory, meta, images, labels)

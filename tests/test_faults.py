@@ -65,6 +65,14 @@ def test_damaged_tfds_files_in_evaluate(tmp_path, damaged_tfds, tiny_run):
 
 
 @pytest.mark.slow
+def test_export_reads_its_parity_images_before_converting(tmp_path, damaged_tfds, tiny_run):
+    """Unreadable data is export's one line before any conversion (no progress line), and nothing at --out."""
+    result = run(["-m", "export", "--checkpoint", tiny_run, "--out", "e"], tmp_path, TFDS_DATA_DIR=damaged_tfds["broken"])
+    assert "cannot be read" in one_error_line(result, "python -m export")
+    assert not (tmp_path / "e").exists()
+
+
+@pytest.mark.slow
 def test_disk_full_in_evaluate_removes_the_partial_file(tmp_path, tiny_run):
     out = tmp_path / "r.json"
     result = run(["-m", "pixelcnn_tf.evaluate", "--checkpoint", tiny_run, "--examples", "8", "--out", str(out)], tmp_path,
