@@ -1,6 +1,8 @@
-"""Helpers shared by the test modules: random weights, logits, export copies, one-line-error checks, import blockers."""
+"""Helpers shared by the test modules: random weights, logits, export copies, one-line-error checks, import blockers,
+fixtures built once per session."""
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -11,6 +13,24 @@ import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def built_once(tmp_path_factory, name: str, build) -> str:
+    """build(folder) once per test session, also under pytest-xdist, where each worker would otherwise train and export
+    the same fixture again: the first worker to ask builds it in the session's shared temporary folder under a lock,
+    the others wait and reuse it (pytest-xdist's documented pattern). Returns folder; tests only read it."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # gw0's and gw1's folders sit in the session's one
+    folder, done = root / f"built-{name}", root / f"built-{name}.done"
+    with open(root / f"built-{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)  # a worker whose build failed left it half done
+            folder.mkdir()
+            build(folder)
+            done.touch()
+    return str(folder)
 TINY_TRAIN_FLAGS = [
     "--num-layers", "2", "--filters", "8", "--kernel-size", "3", "--levels", "4",
     "--epochs", "1", "--batch-size", "32", "--train-examples", "128", "--test-examples", "32",

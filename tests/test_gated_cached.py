@@ -7,7 +7,7 @@ import shutil
 
 import numpy as np
 import pytest
-from helpers import TINY_TRAIN_FLAGS, copy_export
+from helpers import TINY_TRAIN_FLAGS, built_once, copy_export
 from helpers import randomize_gated as randomize
 from helpers import rewrite_metadata, run_without_tensorflow
 
@@ -95,19 +95,20 @@ def test_kernel_one_has_no_cached_path():
 def gated_run(tmp_path_factory, tfds_dir):
     import train
 
-    save_path = tmp_path_factory.mktemp("models")
-    assert train.main(TINY_TRAIN_FLAGS + ["--architecture", "gated", "--conditional", "--save-path", str(save_path),
-                                          "--run-name", "gated"]) == 0
-    return os.path.join(str(save_path), "gated")
+    def build(folder):
+        assert train.main(TINY_TRAIN_FLAGS + ["--architecture", "gated", "--conditional", "--save-path", str(folder), "--run-name", "gated"]) == 0
+
+    return os.path.join(built_once(tmp_path_factory, "gated_run", build), "gated")
 
 
 @pytest.fixture(scope="module")
 def gated_export(gated_run, tmp_path_factory):
     import export.__main__ as export_cli
 
-    out = str(tmp_path_factory.mktemp("exports") / "gated")
-    assert export_cli.main(["--checkpoint", gated_run, "--out", out, "--parity-images", "4"]) == 0
-    return out
+    def build(folder):
+        assert export_cli.main(["--checkpoint", gated_run, "--out", str(folder / "gated"), "--parity-images", "4"]) == 0
+
+    return os.path.join(built_once(tmp_path_factory, "gated_export", build), "gated")
 
 
 @pytest.mark.slow
