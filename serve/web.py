@@ -8,6 +8,7 @@ import json
 import os
 import posixpath
 import shutil
+import signal
 import sys
 import tempfile
 import urllib.parse
@@ -173,6 +174,8 @@ def main(argv=None) -> int:
         parser.error(str(e))
     url = f"http://127.0.0.1:{server.server_address[1]}/"
     print(f"serving {', '.join(server.exports)} at {url} (Ctrl-C stops)", flush=True)
+    # A service manager's or a test's stop (SIGTERM) ends like Ctrl-C: server_close removes the index folder.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     try:
         server.serve_forever()
     except KeyboardInterrupt:

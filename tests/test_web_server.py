@@ -1,10 +1,14 @@
-"""python -m serve.web against hostile requests on 127.0.0.1: symlinks out, NUL bytes, other methods, damaged exports."""
+"""python -m serve.web against hostile requests on 127.0.0.1: symlinks out, NUL bytes, other methods, damaged exports;
+its stop."""
 from __future__ import annotations
 
 import http.client
 import json
 import os
+import signal
 import socket
+import subprocess
+import sys
 import urllib.parse
 
 import pytest
@@ -110,3 +114,21 @@ def test_a_missing_browser_fails_the_browser_tests_with_the_install_command(monk
         need_browser()
     assert "apt-get install -y chromium chromium-driver" in str(outcome.value)
     assert ("PIXELCNN_TF_SKIP_BROWSER=1" in str(outcome.value)) != bool(skip)
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_stopped_server_leaves_no_temporary_folder(tmp_path, stop):
+    """Stopped by a service manager (SIGTERM) or Ctrl-C (SIGINT): exit 0, and the index's temporary folder is gone."""
+    env = dict(os.environ, TMPDIR=str(tmp_path))
+    process = subprocess.Popen([sys.executable, "-m", "serve.web", "--export", PRETRAINED, "--port", "0"], cwd=ROOT, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = process.stdout.readline()
+        assert line.startswith("serving "), line + process.stderr.read()
+        assert os.listdir(tmp_path)  # the index.json folder exists while it serves
+        process.send_signal(stop)
+        assert process.wait(timeout=30) == 0
+    finally:
+        process.kill()
+    assert "Traceback" not in process.stderr.read()
+    assert os.listdir(tmp_path) == []
