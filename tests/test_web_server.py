@@ -1,5 +1,4 @@
-"""python -m serve.web against hostile requests on 127.0.0.1: symlinks out, NUL bytes, other methods, damaged exports;
-its stop."""
+"""python -m serve.web on 127.0.0.1: hostile requests (symlinks out, NUL bytes, other methods), damaged exports, its stop."""
 from __future__ import annotations
 
 import http.client
