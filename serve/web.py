@@ -173,10 +173,11 @@ def main(argv=None) -> int:
     except ServeError as e:
         parser.error(str(e))
     url = f"http://127.0.0.1:{server.server_address[1]}/"
-    print(f"serving {', '.join(server.exports)} at {url} (Ctrl-C stops)", flush=True)
-    # A service manager's or a test's stop (SIGTERM) ends like Ctrl-C: server_close removes the index folder.
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     try:
+        # A service manager's or a test's stop (SIGTERM) ends like Ctrl-C: server_close removes the index folder. Set
+        # before the line below, which tells a waiting caller it may stop the server.
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+        print(f"serving {', '.join(server.exports)} at {url} (Ctrl-C stops)", flush=True)
         server.serve_forever()
     except KeyboardInterrupt:
         pass
