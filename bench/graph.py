@@ -29,8 +29,8 @@ spec = ModelSpec(*request["spec"])
 labels = np.zeros(request["batch"], np.int32) if spec.num_classes else None
 rt, threads = request["runtime"], request["threads"]
 if request["mode"] == "graph":
-    from serve.graph import GRAPH_THREADS, GraphRunner, as_float32_uniforms
-    graph = GraphRunner(BACKENDS[rt].runner(request["paths"][0], GRAPH_THREADS if threads is None else threads), spec)
+    from serve.graph import as_float32_uniforms, open_graph
+    graph = open_graph(BACKENDS[rt].runner, request["paths"][0], spec, threads)
     run = lambda: graph(as_float32_uniforms(uniforms(request["batch"], *spec.shape, 0)), 1.0, labels=labels)
 else:
     from serve.architectures import step_architecture
@@ -59,10 +59,9 @@ def graph_files(runtimes, model, config, workdir) -> dict:
 
 
 def graph_runners(files: dict, spec, threads) -> dict:
-    from serve.graph import GRAPH_THREADS, GraphRunner
+    from serve.graph import open_graph
 
-    return {runtime: GraphRunner(BACKENDS[runtime].runner(path, GRAPH_THREADS if threads is None else threads), spec)
-            for runtime, path in files.items()}
+    return {runtime: open_graph(BACKENDS[runtime].runner, path, spec, threads) for runtime, path in files.items()}
 
 
 def time_graph(runner, spec, batch: int, labels, min_seconds: float) -> float:

@@ -11,15 +11,19 @@ from serve.cached import LAYOUT_KEYS
 from serve.manifest import Manifest
 from serve.metadata import ModelSpec, ServeError, checked_path
 from serve.names import IMAGES, LABEL, PREFIX, START, TEMPERATURE, UNIFORMS
-from serve.runtime import check_io
+from serve.runtime import ALL_CORES, check_io
 from serve.sampling import SamplingError
 
 # The graph (pixelcnn_tf/sampler_graph.py) trusts its inputs: check_graph_request checks each one here first, so a
 # bad request is one SamplingError line and never reaches (or crashes) a runtime.
-# One intra-op thread: most of the graph's time goes to tiny per-sub-pixel ops, where waking workers costs more
-# than it saves. Measured side by side on the pretrained gated model (2 shared cores, load ~5), 1 vs 2 threads:
-# batch 1 LiteRT 13 vs 18 ms, onnxruntime 45 vs 62 ms; batch 144 LiteRT 2.6 vs 3.6 s, onnxruntime 2.7 vs 3.5 s.
+# One intra-op thread for small batches: most of the graph's time goes to tiny per-sub-pixel ops, where waking
+# workers costs more than it saves. Measured side by side on the pretrained gated model (2 shared cores, load ~5),
+# 1 vs 2 threads: batch 1 LiteRT 13 vs 18 ms, onnxruntime 45 vs 62 ms. From ALL_CORES_FROM_BATCH images every core:
+# on the current graph (gated_mnist shape, 2 cores, load 1.0-1.4, `python -m bench.sampling --preset gated_mnist
+# --threads 1|2`, alternating) batch 144 LiteRT 127 / 110 vs 162 / 164 images/s, onnxruntime 120 / 98 vs 129 / 123;
+# batch 32 mixed (LiteRT 127 / 128 vs 158 / 128, onnxruntime 78 / 71 vs 104 / 66), batch 8 no better.
 GRAPH_THREADS = 1
+ALL_CORES_FROM_BATCH = 64
 BELOW_ONE = np.float32(1.0) - np.float32(2.0**-24)  # the largest float32 under 1
 
 
@@ -70,17 +74,36 @@ def check_graph_request(spec: ModelSpec, uniforms, temperature, prefix=None, sta
 
 
 class GraphRunner:
-    """Images from one call of an exported sampler graph; run(feeds dict) -> {"images": ...} is the runtime."""
+    """Images from one call of an exported sampler graph; run(feeds dict) -> {"images": ...} is the runtime.
 
-    def __init__(self, run: Callable[[dict], dict], spec: ModelSpec):
+    open_large: opens the same graph on every core, for batches of ALL_CORES_FROM_BATCH or more (once, when first
+    needed); None runs every batch on run.
+    """
+
+    def __init__(self, run: Callable[[dict], dict], spec: ModelSpec, open_large: Callable[[], Callable] | None = None):
         self.run, self.spec = run, spec
+        self._open_large, self._run_large = open_large, None
+
+    def runner_for(self, batch: int) -> Callable[[dict], dict]:
+        if self._open_large is None or batch < ALL_CORES_FROM_BATCH:
+            return self.run
+        if self._run_large is None:
+            self._run_large = self._open_large()
+        return self._run_large
 
     def __call__(self, uniforms, temperature=1.0, prefix=None, start=0, labels=None) -> np.ndarray:
         feeds = check_graph_request(self.spec, uniforms, temperature, prefix, start, labels)
-        images = np.asarray(self.run(feeds)[IMAGES])
+        images = np.asarray(self.runner_for(len(uniforms))(feeds)[IMAGES])
         if images.shape != uniforms.shape:
             raise SamplingError(f"the sampler graph returned shape {images.shape}, expected {uniforms.shape}")
         return images.astype(np.uint8)
+
+
+def open_graph(open_runner: Callable, path: str, spec: ModelSpec, threads: int | None = None) -> GraphRunner:
+    """A GraphRunner over a graph file; threads None is serve's choice: one thread, every core for large batches."""
+    if threads is not None:
+        return GraphRunner(open_runner(path, threads), spec)
+    return GraphRunner(open_runner(path, GRAPH_THREADS), spec, open_large=lambda: open_runner(path, ALL_CORES))
 
 
 def load_graph(manifest: Manifest, export_dir: str, backend: str, spec: ModelSpec, threads: int | None = None) -> GraphRunner:
@@ -89,10 +112,10 @@ def load_graph(manifest: Manifest, export_dir: str, backend: str, spec: ModelSpe
     if entry is None or KINDS[entry.kind].runner is None:
         raise ServeError(f"export {export_dir} has no sampler graph for backend {backend!r}; use sampler='cached'")
     path = checked_path(entry, export_dir, f"sampler graph {backend}")
-    runner = KINDS[entry.kind].runner(path, GRAPH_THREADS if threads is None else threads)
+    graph = open_graph(KINDS[entry.kind].runner, path, spec, threads)
     inputs = {UNIFORMS: list(spec.shape), TEMPERATURE: None, PREFIX: list(spec.shape), START: None}
-    check_io(runner, path, inputs | ({LABEL: []} if spec.num_classes else {}), {IMAGES: list(spec.shape)})
-    return GraphRunner(runner, spec)
+    check_io(graph.run, path, inputs | ({LABEL: []} if spec.num_classes else {}), {IMAGES: list(spec.shape)})
+    return graph
 
 
 def prefix_chooser(uniforms: np.ndarray, temperature: float, prefix: np.ndarray, start: int, shape, distribution) -> Callable:

@@ -99,6 +99,21 @@ def test_shipped_step_models_and_sampler_graphs_draw_what_the_full_model_draws()
         np.testing.assert_array_equal(graph.sample(1, seed=11), naive)
 
 
+@pytest.mark.parametrize("backend", ["onnx", "tflite"])
+def test_a_large_batch_runs_the_graph_on_every_core_and_draws_the_one_thread_pixels(backend):
+    """serve's thread choice for the graph (one thread, every core from ALL_CORES_FROM_BATCH images) keeps the pixels."""
+    from serve.graph import ALL_CORES_FROM_BATCH
+
+    default = Sampler.load(PRETRAINED, backend, sampler="graph")
+    assert default.graph.runner_for(ALL_CORES_FROM_BATCH - 1) is default.graph.run
+    assert default.graph.runner_for(ALL_CORES_FROM_BATCH) is not default.graph.run
+    one_thread = Sampler.load(PRETRAINED, backend, sampler="graph", num_threads=1)
+    assert one_thread.graph.runner_for(ALL_CORES_FROM_BATCH) is one_thread.graph.run
+    labels = np.arange(ALL_CORES_FROM_BATCH) % 10 if default.spec.num_classes else None
+    np.testing.assert_array_equal(default.sample(ALL_CORES_FROM_BATCH, seed=4, labels=labels),
+                                  one_thread.sample(ALL_CORES_FROM_BATCH, seed=4, labels=labels))
+
+
 def test_device_recipe_samples_the_shipped_graph_without_tensorflow():
     """docs/device.md's Python recipe, run as written (from the checkout) where TensorFlow cannot be imported."""
     with open(os.path.join(ROOT, "docs", "device.md")) as f:
