@@ -109,8 +109,13 @@ def convert_onnx(saved_model: str, path: str, signature: str = SIGNATURE) -> Non
     """ONNX from a SavedModel's signature, converted as `python -m tf2onnx.convert --saved-model` converts it (its
     from_keras path breaks on Keras 3), but in this process: a converter process per file imported TensorFlow again,
     ~8 s of CPU each, three times an export."""
-    from tf2onnx import convert, tf_loader
+    log_level = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
+    from tf2onnx import convert, tf_loader  # importing it sets TF_CPP_MIN_LOG_LEVEL=3 for the whole process: put it back
 
+    if log_level is None:
+        os.environ.pop("TF_CPP_MIN_LOG_LEVEL", None)
+    else:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = log_level
     logger = logging.getLogger("tf2onnx")
     level = logger.level
     logger.setLevel(logging.ERROR)  # its progress lines at WARNING would be the export's output
