@@ -16,7 +16,7 @@ if "TFDS_DATA_DIR" not in os.environ and os.path.isdir(os.path.join(PREPARED_TFD
     os.environ["TFDS_DATA_DIR"] = PREPARED_TFDS
 
 import pixelcnn_tf  # noqa: E402,F401  (before any test imports TensorFlow: it picks TensorFlow's CPU kernels)
-from helpers import TINY_TRAIN_FLAGS, built_once  # noqa: E402
+from helpers import TINY_TRAIN_FLAGS, built_once, export_run, train_run  # noqa: E402
 
 # Tests using these fixtures train or export (tf2onnx, the TFLite converter): they are `slow` without saying so.
 SLOW_FIXTURES = {"tiny_run", "tiny_conditional_run", "tiny_export", "tiny_conditional_export", "gated_run", "gated_export",
@@ -54,30 +54,17 @@ def tfds_dir():
     return os.environ.get("TFDS_DATA_DIR")
 
 
-def _train(folder, name: str, *flags: str) -> None:
-    import train
-
-    assert train.main([*flags, "--save-path", str(folder), "--run-name", name]) == 0
-
-
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory, tfds_dir):
     """A tiny model trained for one epoch by train.py; returns its run directory."""
-    folder = built_once(tmp_path_factory, "tiny_run", lambda f: _train(f, "tiny", *TINY_TRAIN_FLAGS))
+    folder = built_once(tmp_path_factory, "tiny_run", lambda f: train_run(f, "tiny", *TINY_TRAIN_FLAGS))
     return os.path.join(folder, "tiny")
-
-
-def _export(run_dir: str, out: str, *flags: str) -> str:
-    import export.__main__ as export_cli
-
-    assert export_cli.main(["--checkpoint", run_dir, "--out", out, "--parity-images", "8", *flags]) == 0
-    return out
 
 
 @pytest.fixture(scope="session")
 def tiny_conditional_run(tmp_path_factory, tfds_dir):
     """The tiny model, class-conditional on MNIST's 10 labels."""
-    folder = built_once(tmp_path_factory, "tiny_conditional_run", lambda f: _train(f, "tiny_conditional", *TINY_TRAIN_FLAGS, "--conditional"))
+    folder = built_once(tmp_path_factory, "tiny_conditional_run", lambda f: train_run(f, "tiny_conditional", *TINY_TRAIN_FLAGS, "--conditional"))
     return os.path.join(folder, "tiny_conditional")
 
 
@@ -85,12 +72,12 @@ def tiny_conditional_run(tmp_path_factory, tfds_dir):
 def tiny_export(tiny_run, tmp_path_factory):
     """`python -m export` of tiny_run with every quantized TFLite variant; returns the export directory."""
     flags = ("--tflite-quantize", "float16,dynamic,int8", "--calibration-images", "16")
-    return os.path.join(built_once(tmp_path_factory, "tiny_export", lambda f: _export(tiny_run, str(f / "tiny"), *flags)), "tiny")
+    return os.path.join(built_once(tmp_path_factory, "tiny_export", lambda f: export_run(tiny_run, str(f / "tiny"), *flags)), "tiny")
 
 
 @pytest.fixture(scope="session")
 def tiny_conditional_export(tiny_conditional_run, tmp_path_factory):
-    folder = built_once(tmp_path_factory, "tiny_conditional_export", lambda f: _export(tiny_conditional_run, str(f / "tiny_conditional")))
+    folder = built_once(tmp_path_factory, "tiny_conditional_export", lambda f: export_run(tiny_conditional_run, str(f / "tiny_conditional")))
     return os.path.join(folder, "tiny_conditional")
 
 
@@ -100,9 +87,9 @@ def _rgb_export(tmp_path_factory, name: str, *flags: str) -> str:
 
     def build(base):
         root = make_folder(base / "folder", classes=None, per_split=(16, 4), size=(10, 8))
-        _train(base / "models", name, "--dataset", "folder", "--data-dir", root, "--num-layers", "2", "--filters", "8",
+        train_run(base / "models", name, "--dataset", "folder", "--data-dir", root, "--num-layers", "2", "--filters", "8",
                "--kernel-size", "3", "--levels", "16", "--epochs", "1", "--batch-size", "8", "--no-tensorboard", *flags)
-        _export(str(base / "models" / name), str(base / "exports" / name))
+        export_run(str(base / "models" / name), str(base / "exports" / name))
 
     return os.path.join(built_once(tmp_path_factory, name, build), "exports", name)
 

@@ -14,6 +14,11 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+TINY_TRAIN_FLAGS = [
+    "--num-layers", "2", "--filters", "8", "--kernel-size", "3", "--levels", "4",
+    "--epochs", "1", "--batch-size", "32", "--train-examples", "128", "--test-examples", "32",
+]  # fmt: skip
+
 
 def built_once(tmp_path_factory, name: str, build) -> str:
     """build(folder) once per test session, also under pytest-xdist, where each worker would otherwise train and export
@@ -31,10 +36,22 @@ def built_once(tmp_path_factory, name: str, build) -> str:
             build(folder)
             done.touch()
     return str(folder)
-TINY_TRAIN_FLAGS = [
-    "--num-layers", "2", "--filters", "8", "--kernel-size", "3", "--levels", "4",
-    "--epochs", "1", "--batch-size", "32", "--train-examples", "128", "--test-examples", "32",
-]  # fmt: skip
+
+
+def train_run(folder, name: str, *flags: str) -> str:
+    """train.py's main with flags, saving the run as folder/name; returns its run directory."""
+    import train
+
+    assert train.main([*flags, "--save-path", str(folder), "--run-name", name]) == 0
+    return os.path.join(str(folder), name)
+
+
+def export_run(run_dir: str, out: str, *flags: str, parity_images: int = 8) -> str:
+    """`python -m export` of run_dir to out (its main, in this process); returns out."""
+    import export.__main__ as export_cli
+
+    assert export_cli.main(["--checkpoint", run_dir, "--out", out, "--parity-images", str(parity_images), *flags]) == 0
+    return out
 
 
 def logits_of(model, images, labels=None) -> np.ndarray:

@@ -7,9 +7,9 @@ import shutil
 
 import numpy as np
 import pytest
-from helpers import TINY_TRAIN_FLAGS, built_once, copy_export
+from helpers import TINY_TRAIN_FLAGS, built_once, copy_export, export_run
 from helpers import randomize_gated as randomize
-from helpers import rewrite_metadata, run_without_tensorflow
+from helpers import rewrite_metadata, run_without_tensorflow, train_run
 
 import generate
 from pixelcnn_tf.architectures.gated.step import fold as fold_gated_params
@@ -93,22 +93,14 @@ def test_kernel_one_has_no_cached_path():
 
 @pytest.fixture(scope="module")
 def gated_run(tmp_path_factory, tfds_dir):
-    import train
-
-    def build(folder):
-        assert train.main(TINY_TRAIN_FLAGS + ["--architecture", "gated", "--conditional", "--save-path", str(folder), "--run-name", "gated"]) == 0
-
-    return os.path.join(built_once(tmp_path_factory, "gated_run", build), "gated")
+    flags = (*TINY_TRAIN_FLAGS, "--architecture", "gated", "--conditional")
+    return os.path.join(built_once(tmp_path_factory, "gated_run", lambda f: train_run(f, "gated", *flags)), "gated")
 
 
 @pytest.fixture(scope="module")
 def gated_export(gated_run, tmp_path_factory):
-    import export.__main__ as export_cli
-
-    def build(folder):
-        assert export_cli.main(["--checkpoint", gated_run, "--out", str(folder / "gated"), "--parity-images", "4"]) == 0
-
-    return os.path.join(built_once(tmp_path_factory, "gated_export", build), "gated")
+    folder = built_once(tmp_path_factory, "gated_export", lambda f: export_run(gated_run, str(f / "gated"), parity_images=4))
+    return os.path.join(folder, "gated")
 
 
 @pytest.mark.slow
