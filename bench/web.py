@@ -1,5 +1,6 @@
 """Benchmark: the page's sampler graph in headless Chromium (wasm, 1 thread vs all) vs onnxruntime in Python, sampling
-and completing an uploaded picture, and the bytes of the page's first load on the wire; `python -m bench.web`."""
+and completing an uploaded picture (with --forward, also the full model's forward pass), and the bytes of the page's
+first load on the wire; `python -m bench.web`."""
 from __future__ import annotations
 
 import argparse
@@ -44,6 +45,9 @@ def parse_args(argv):
     parser.add_argument("--repeats", type=int, default=3, help="rounds, each runs every page and Python setting in turn; medians are printed (default 3)")
     parser.add_argument("--screenshots", metavar="DIR", help=f"save {' and '.join(SCREENSHOTS)} of the page here")
     parser.add_argument("--overwrite", action="store_true", help="replace existing screenshots")
+    parser.add_argument("--forward", action="store_true", help="also time one forward pass of the export's full model "
+                        "(its ONNX file) on the largest count, in the page's onnxruntime-web and in Python's onnxruntime "
+                        "with the same threads: the runtimes' own gap, without the sampler graph")
     parser.add_argument("--json", help="also write the figures here")
     args = parser.parse_args(argv)
     if args.repeats < 1:
@@ -100,6 +104,64 @@ def python_runner(args, threads: int):
         return result, time.perf_counter() - t0
 
     return run
+
+
+# Runs in the page (execute_async_script): the runtime module the page imported (same URL, so the same instance and
+# wasm threads) runs the full model on zeros; returns each call's ms and the first logits.
+PAGE_FORWARD = """
+const [path, feeds, calls, done] = arguments;
+(async () => {
+  const modelUrl = new URL(path, window.pixelcnnPage.models[0].url).href;  // the one export served
+  const ort = await import(window.pixelcnnPage.graph.runtimeFiles.find((url) => url.endsWith(".min.mjs")));
+  const bytes = new Uint8Array(await (await fetch(modelUrl)).arrayBuffer());
+  const session = await ort.InferenceSession.create(bytes, { executionProviders: ["wasm"] });
+  const make = () => Object.fromEntries(feeds.map(([name, type, shape]) => {
+    const size = shape.reduce((a, b) => a * b, 1);
+    return [name, new ort.Tensor(type, type === "float32" ? new Float32Array(size) : new Int32Array(size), shape)];
+  }));  // new buffers per call: the proxy worker takes them
+  let out = await session.run(make());  // warm-up: the first call compiles and grows the wasm memory
+  const ms = [];
+  for (let i = 0; i < calls; i++) { const f = make(); const t = performance.now(); out = await session.run(f); ms.push(performance.now() - t); }
+  done({ ms, logits: Array.from(out[session.outputNames[0]].data.slice(0, 4096)) });
+})().catch((e) => done({ error: String(e.message || e) }));
+"""
+FORWARD_CALLS = 3
+
+
+def forward_feeds(args, n: int) -> list:
+    """[(name, type, shape)] of the full ONNX model's inputs for n zero images (and labels 0)."""
+    artifact = args.meta.artifacts["onnx"]
+    spec = args.meta.spec
+    feeds = [(artifact.inputs["image"], "float32", [n, *spec.shape])]
+    if "label" in artifact.inputs:
+        feeds.append((artifact.inputs["label"], "int32", [n]))
+    return feeds
+
+
+def page_forward(page, args) -> tuple[np.ndarray, list[float]]:
+    """(first logits, seconds per call) of the full model in the page's runtime."""
+    path = args.meta.artifacts["onnx"].path
+    page.driver.set_script_timeout(600)
+    result = page.driver.execute_async_script(PAGE_FORWARD, path, forward_feeds(args, max(args.counts)), FORWARD_CALLS)
+    if "error" in result:
+        raise RuntimeError(f"the page could not run {path}: {result['error']}")
+    return np.asarray(result["logits"], np.float32), [ms / 1000 for ms in result["ms"]]
+
+
+def python_forward(args, threads: int) -> tuple[np.ndarray, list[float]]:
+    """The same in Python: onnxruntime as serve opens a full model (threads 0: one per core)."""
+    from serve.runtime import ALL_CORES, onnx_runner
+
+    runner = onnx_runner(os.path.join(args.export, args.meta.artifacts["onnx"].path), threads or ALL_CORES)
+    feeds = {name: np.zeros(shape, np.float32 if kind == "float32" else np.int32)
+             for name, kind, shape in forward_feeds(args, max(args.counts))}
+    out = runner(feeds)  # warm-up
+    seconds = []
+    for _ in range(FORWARD_CALLS):
+        t0 = time.perf_counter()
+        out = runner(feeds)
+        seconds.append(time.perf_counter() - t0)
+    return next(iter(out.values())).reshape(-1)[:4096], seconds
 
 
 def page_draws(page, args, shots: bool) -> dict:
@@ -177,6 +239,15 @@ def run(args) -> int:
                 draws = page_draws(page, args, shots=bool(args.screenshots) and round_ == 0 and threads == args.page_threads[-1])
                 for what, (images, seconds) in draws.items():
                     times.setdefault((what, label), []).append(seconds)
+                if args.forward:
+                    what = f"forward {max(args.counts)}"
+                    logits, seconds = page_forward(page, args)
+                    times.setdefault((what, label), []).append(statistics.median(seconds))
+                    for threads_py in pythons:
+                        expected, seconds_py = python_forward(args, threads_py)
+                        times.setdefault((what, f"python {threads_py or 'default'} thr"), []).append(statistics.median(seconds_py))
+                        close = np.abs(logits - expected) <= 1e-4 * np.maximum(1.0, np.abs(expected))
+                        same[what] = min(same.get(what, 1.0), float(close.mean()))  # share of logits within 1e-4
                 for threads_py, python in pythons.items():
                     label_py = f"python {threads_py or 'default'} thr"
                     for what, (images, _) in draws.items():

@@ -291,11 +291,13 @@ def test_bench_times_the_page_and_python_and_takes_screenshots(web_export, tmp_p
 
     need_browser()
     out = tmp_path / "bench.json"
-    argv = ["--export", web_export, "--counts", "2", "--keep-rows", "5", "--page-threads", "1,2", "--threads", "1", "--repeats", "1"]
+    argv = ["--export", web_export, "--counts", "2", "--keep-rows", "5", "--page-threads", "1,2", "--threads", "1", "--repeats", "1",
+            "--forward"]
     assert bench_web.main([*argv, "--screenshots", str(tmp_path), "--json", str(out)]) == 0
     report = json.load(open(out))
-    assert [row["what"] for row in report["rows"]] == ["sample 2", "read picture", "complete 8"]
+    assert [row["what"] for row in report["rows"]] == ["sample 2", "read picture", "complete 8", "forward 2"]
     assert report["columns"] == ["page 1 thr", "python 1 thr", "page 2 thr"]
+    # "same": the share of sub-pixels equal to Python's; for the forward row, of full-model logits within 1e-4 of Python's
     assert all(row["same_subpixels"] >= MATCH and all(row[c] > 0 for c in report["columns"]) for row in report["rows"])
     assert all(p["threads"]["crossOriginIsolated"] for p in report["pages"].values())
     assert report["pages"]["page 2 thr"]["load"]["modelBytes"] == meta_of(web_export)["sampler_graph"]["artifacts"]["onnx"]["bytes"]
