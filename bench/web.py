@@ -56,6 +56,8 @@ def parse_args(argv):
         args.meta = read_manifest(args.export)
     except ValueError as e:
         parser.error(str(e))
+    if args.forward and "onnx" not in args.meta.artifacts:
+        parser.error(f"--forward times the export's full ONNX model, and {args.export} has none")
     height = args.meta.height
     args.keep_rows = height // 2 if args.keep_rows is None else args.keep_rows
     if not 0 <= args.keep_rows <= height:

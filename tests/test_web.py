@@ -311,6 +311,16 @@ def test_bench_times_the_page_and_python_and_takes_screenshots(web_export, tmp_p
     assert refused.value.code == 2 and "pass --overwrite" in capsys.readouterr().err
 
 
+def test_bench_forward_needs_the_exports_full_onnx_model(tmp_path, capsys):
+    from bench import web as bench_web
+
+    export = copy_export(os.path.join(ROOT, "pretrained", "gated_mnist"), tmp_path / "export")
+    rewrite_metadata(export, lambda meta: meta["artifacts"].pop("onnx"))
+    with pytest.raises(SystemExit) as refused:
+        bench_web.main(["--export", export, "--forward"])
+    assert refused.value.code == 2 and "full ONNX model" in capsys.readouterr().err.splitlines()[-1]
+
+
 # The page's metadata check in Node (no browser): pixelcnn.mjs with fetch answering the given metadata.json.
 NODE_LOAD = r"""
 import { PageError, SamplerGraph } from "./web/pixelcnn.mjs";
