@@ -150,20 +150,25 @@ def page_forward(page, args) -> tuple[np.ndarray, list[float]]:
     return np.asarray(result["logits"], np.float32), [ms / 1000 for ms in result["ms"]]
 
 
-def python_forward(args, threads: int) -> tuple[np.ndarray, list[float]]:
-    """The same in Python: onnxruntime as serve opens a full model (threads 0: one per core)."""
+def python_forward(args, threads: int):
+    """forward() -> (first logits, seconds per call), the same in Python: onnxruntime as serve opens a full model
+    (threads 0: one per core), opened and warmed up once."""
     from serve.runtime import ALL_CORES, onnx_runner
 
     runner = onnx_runner(os.path.join(args.export, args.meta.artifacts["onnx"].path), threads or ALL_CORES)
     feeds = {name: np.zeros(shape, np.float32 if kind == "float32" else np.int32)
              for name, kind, shape in forward_feeds(args, max(args.counts))}
-    out = runner(feeds)  # warm-up
-    seconds = []
-    for _ in range(FORWARD_CALLS):
-        t0 = time.perf_counter()
-        out = runner(feeds)
-        seconds.append(time.perf_counter() - t0)
-    return next(iter(out.values())).reshape(-1)[:4096], seconds
+    runner(feeds)  # warm-up
+
+    def forward() -> tuple[np.ndarray, list[float]]:
+        seconds = []
+        for _ in range(FORWARD_CALLS):
+            t0 = time.perf_counter()
+            out = runner(feeds)
+            seconds.append(time.perf_counter() - t0)
+        return next(iter(out.values())).reshape(-1)[:4096], seconds
+
+    return forward
 
 
 def page_draws(page, args, shots: bool) -> dict:
@@ -226,6 +231,8 @@ def run(args) -> int:
     same: dict[str, float] = {}
     pages, files = {}, None
     pythons = {threads: python_runner(args, threads) for threads in args.threads}
+    python_forwards = {threads: python_forward(args, threads) for threads in args.threads} if args.forward else {}
+    forward = f"forward {max(args.counts)}"
     for runner in pythons.values():
         runner("sample", max(args.counts))  # warm-up, as the page
     with server, page:
@@ -242,14 +249,8 @@ def run(args) -> int:
                 for what, (images, seconds) in draws.items():
                     times.setdefault((what, label), []).append(seconds)
                 if args.forward:
-                    what = f"forward {max(args.counts)}"
                     logits, seconds = page_forward(page, args)
-                    times.setdefault((what, label), []).append(statistics.median(seconds))
-                    for threads_py in pythons:
-                        expected, seconds_py = python_forward(args, threads_py)
-                        times.setdefault((what, f"python {threads_py or 'default'} thr"), []).append(statistics.median(seconds_py))
-                        close = np.abs(logits - expected) <= 1e-4 * np.maximum(1.0, np.abs(expected))
-                        same[what] = min(same.get(what, 1.0), float(close.mean()))  # share of logits within 1e-4
+                    times.setdefault((forward, label), []).append(statistics.median(seconds))
                 for threads_py, python in pythons.items():
                     label_py = f"python {threads_py or 'default'} thr"
                     for what, (images, _) in draws.items():
@@ -258,6 +259,11 @@ def run(args) -> int:
                         times.setdefault((what, label_py), []).append(seconds)
                         agree = float(np.mean(images.reshape(expected.shape) == expected))
                         same[what] = min(same.get(what, 1.0), agree)
+                    if args.forward:
+                        expected, seconds = python_forwards[threads_py]()
+                        times.setdefault((forward, label_py), []).append(statistics.median(seconds))
+                        close = np.abs(logits - expected) <= 1e-4 * np.maximum(1.0, np.abs(expected))
+                        same[forward] = min(same.get(forward, 1.0), float(close.mean()))  # share of logits within 1e-4
     columns = list(dict.fromkeys(label for _, label in times))
     rows = [{"what": what, **{label: statistics.median(times[what, label]) for label in columns if (what, label) in times},
              "best": {label: min(times[what, label]) for label in columns if (what, label) in times},
