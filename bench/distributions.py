@@ -1,12 +1,12 @@
 """Benchmark: numpy cost of drawing one pixel per output distribution (head given); `python -m bench.distributions`."""
 from __future__ import annotations
 
-import argparse
 import time
 
 import numpy as np
 
 from bench import batch_sizes
+from pixelcnn_tf.errors import ArgumentParser
 from serve import distributions
 
 # (name, mixtures): the network's cost is not in these figures, only the per-pixel distribution work a cached
@@ -15,7 +15,7 @@ CASES = (("softmax", None), ("logistic_mixture", 5), ("logistic_mixture", 10))
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(prog="python -m bench.distributions", description=__doc__)
+    parser = ArgumentParser(prog="python -m bench.distributions", description=__doc__)
     parser.add_argument("--batch-sizes", type=batch_sizes, default="1,144",
                         help="comma-separated batch sizes (default 1,144)")
     parser.add_argument("--levels", type=int, default=256, help="levels per sub-pixel (default 256)")

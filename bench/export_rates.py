@@ -7,13 +7,13 @@ each runtime (1 thread and all cores), and every sampler's time per image as a m
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
 import time
 
 from bench import batch_sizes, timed
+from pixelcnn_tf.errors import ArgumentParser
 from pixelcnn_tf.files import write_json_atomic
 
 
@@ -98,7 +98,7 @@ def measure(args) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.export_rates", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="python -m bench.export_rates", description=__doc__.splitlines()[0])
     parser.add_argument("--export", required=True, help="an export folder (python -m export --out ...)")
     parser.add_argument("--batch-sizes", type=batch_sizes, default=[1, 144], help="comma-separated (default 1,144)")
     parser.add_argument("--runtimes", default="onnx,tflite", help="comma-separated (default onnx,tflite)")

@@ -1,7 +1,6 @@
 """Benchmark: naive sampling images/s per export backend and batch size, with artifact sizes; `python -m bench.export_sampling --checkpoint models/<run>`."""
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -9,6 +8,7 @@ import tempfile
 import time
 
 from bench import batch_sizes
+from pixelcnn_tf.errors import ArgumentParser
 from pixelcnn_tf.files import write_json_atomic
 from serve.backends import BACKENDS, FULL
 
@@ -18,7 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(prog="python -m bench.export_sampling", description=__doc__)
+    parser = ArgumentParser(prog="python -m bench.export_sampling", description=__doc__)
     parser.add_argument("--checkpoint", required=True, help="run directory (the keras backend, and the export if --export is not given)")
     parser.add_argument("--export", help="an existing export of that checkpoint (default: export into a temporary folder)")
     parser.add_argument("--backends", default=",".join(DEFAULT_BACKENDS),

@@ -2,13 +2,13 @@
 `python -m bench.multiworker [--workers 2] [--threads 1]`. Figures come from each run's TensorBoard images_per_second."""
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
 import tempfile
 
 from pixelcnn_tf.distribute.launch import thread_env
+from pixelcnn_tf.errors import ArgumentParser
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -37,7 +37,7 @@ def run(command: list[str], env: dict) -> None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.multiworker", description=__doc__)
+    parser = ArgumentParser(prog="python -m bench.multiworker", description=__doc__)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1, help="CPU threads of every process (default 1)")
     parser.add_argument("--models", default="tiny,quick", help=f"comma list of {', '.join(MODELS)}")

@@ -8,7 +8,6 @@ the export's file sizes, and sampling images/s through onnxruntime (sampler grap
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -20,6 +19,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from bench.export_rates import rates, sizes  # noqa: E402
 from export.results import machine  # noqa: E402
 from pixelcnn_tf.distribute.launch import thread_env  # noqa: E402
+from pixelcnn_tf.errors import ArgumentParser  # noqa: E402
 from pixelcnn_tf.files import write_json_atomic  # noqa: E402
 from pixelcnn_tf.run.losses import read_rows  # noqa: E402
 
@@ -72,7 +72,7 @@ def run_flags(flags: list[str], rate: float, seconds: float, save_path: str, nam
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.outputs", description=__doc__)
+    parser = ArgumentParser(prog="python -m bench.outputs", description=__doc__)
     parser.add_argument("--minutes", type=float, default=10.0, help="training wall time per candidate (default 10)")
     parser.add_argument("--dataset", default="mnist", choices=sorted(DATASETS))
     parser.add_argument("--no-export", action="store_true", help="skip the exports' sizes and sampling rates")

@@ -17,6 +17,7 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from export.results import machine  # noqa: E402
+from pixelcnn_tf.errors import ArgumentParser  # noqa: E402
 from pixelcnn_tf.run.losses import read_rows  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -103,7 +104,7 @@ def table(results: list[dict]) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.recipes", description=__doc__)
+    parser = ArgumentParser(prog="python -m bench.recipes", description=__doc__)
     parser.add_argument("--minutes", type=float, default=10.0, help="training wall time per candidate (default 10)")
     parser.add_argument("--only", nargs="*", choices=sorted(CANDIDATES), help="candidates to run (default: all)")
     parser.add_argument("--save-path", default="models/recipes", help="where the candidates' run folders go")

@@ -1,7 +1,6 @@
 """Benchmark: naive vs cached vs sampler-graph images/s per backend; `python -m bench.sampling --batch-sizes 1,144 --json out.json`."""
 from __future__ import annotations
 
-import argparse
 import itertools
 import os
 import sys
@@ -10,6 +9,7 @@ import time
 
 from bench import batch_sizes, timed
 from bench.graph import GRAPH_RUNTIMES, graph_files, graph_runners, peak_memory, step_files, time_graph
+from pixelcnn_tf.errors import ArgumentParser
 from pixelcnn_tf.files import write_json_atomic
 from serve.backends import BACKENDS
 
@@ -21,7 +21,7 @@ CACHED = tuple(name for name, row in BACKENDS.items() if row.step)  # keras, onn
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(prog="python -m bench.sampling", description=__doc__)
+    parser = ArgumentParser(prog="python -m bench.sampling", description=__doc__)
     parser.add_argument("--preset", default="seed", help="model shape from this preset (random weights); default seed")
     parser.add_argument("--batch-sizes", type=batch_sizes, default="1,144", help="comma-separated batch sizes (default 1,144)")
     parser.add_argument("--backends", default=",".join(CACHED), help=f"cached-sampling backends (default {','.join(CACHED)})")

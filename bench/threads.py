@@ -1,12 +1,12 @@
 """Benchmark: step-model calls per runtime thread setting, wall AND process CPU time; `python -m bench.threads --models a.onnx,b.tflite`."""
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
 
 from bench import batch_sizes
+from pixelcnn_tf.errors import ArgumentParser
 from serve.names import LABEL
 
 # (label, onnxruntime intra-op threads (0 = its default: one per core), allow_spinning) and LiteRT thread counts.
@@ -16,7 +16,7 @@ TFLITE_THREADS = [1, 2]  # LiteRT has no spinning option; 2 = one per core here
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(prog="python -m bench.threads", description=__doc__)
+    parser = ArgumentParser(prog="python -m bench.threads", description=__doc__)
     parser.add_argument("--models", required=True, help="comma list of .onnx / .tflite step models (or full models)")
     parser.add_argument("--batch-sizes", type=batch_sizes, default="1,144", help="comma list (default 1,144)")
     parser.add_argument("--min-seconds", type=float, default=2.0, help="time each setting at least this long (default 2)")

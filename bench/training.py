@@ -1,19 +1,19 @@
 """Benchmark: training images/s of a preset and where the step's time goes; `python -m bench.training --preset seed`."""
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
 import time
 
+from pixelcnn_tf.errors import ArgumentParser
 from pixelcnn_tf.files import write_json_atomic
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.training")
+    parser = ArgumentParser(prog="python -m bench.training")
     parser.add_argument("--preset", default="seed")
     parser.add_argument("--precision", default="float32", choices=["float32", "mixed_bfloat16", "mixed_float16"])
     parser.add_argument("--steps", type=int, default=5, help="timed steps per repeat (after one untimed)")

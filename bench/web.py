@@ -15,6 +15,7 @@ import numpy as np
 
 from bench import batch_sizes
 from bench.browser import ROOT, BrowserMissing, Page, WebServer
+from pixelcnn_tf.errors import ArgumentParser
 from serve.manifest import read_manifest
 from serve.web import PAGE_BACKEND
 
@@ -35,7 +36,7 @@ def thread_counts(text: str) -> list[int]:
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(prog="python -m bench.web", description=__doc__)
+    parser = ArgumentParser(prog="python -m bench.web", description=__doc__)
     parser.add_argument("--export", default=os.path.join(ROOT, "pretrained", "gated_mnist"), help="export directory (default: pretrained/gated_mnist)")
     parser.add_argument("--counts", type=batch_sizes, default="16,144", help="digits per Sample (default 16,144)")
     parser.add_argument("--keep-rows", type=int, help="rows of the uploaded picture kept by Complete (default: half the image)")
